@@ -1,0 +1,51 @@
+# Developer and CI entry points. Everything runs from the project's own virtualenv in .venv,
+# which `make venv` creates and keeps in step with pyproject.toml.
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Touched after a successful install; older than pyproject.toml means reinstall.
+STAMP := $(VENV)/.install.stamp
+# Only the directories that exist, so lint works before every part of the tree is written.
+LINT_PATHS := $(wildcard aioworker tests bench examples)
+PYTEST_ARGS ?=
+
+.PHONY: all venv lint fmt mypy test bench demo clean distclean
+
+all: lint mypy test
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+lint: venv
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+
+fmt: venv
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
+
+mypy: venv
+	$(BIN)/mypy
+
+test: venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python -m bench.run
+
+# The demo script finds the project's python and CLI first on PATH.
+demo: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" bash examples/demo.sh
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -f *.stamp $(STAMP)
+
+distclean: clean
+	rm -rf $(VENV) bench/.venvs

@@ -1,0 +1,1 @@
+"""Worker apps that tests run as subprocesses, e.g. ``tests.apps.<module>:worker``."""
