@@ -1,0 +1,55 @@
+"""aioworker: an asyncio worker runtime on Redis.
+
+Reliable (leased) fetch, retries with backoff, dead letters, delayed jobs, results,
+deploy-safe shutdown with checkpoints, and keys that work on Redis Cluster.
+"""
+
+from .backoff import Backoff
+from .context import JobContext, LeaseLost
+from .errors import (
+    AioworkerError,
+    BrokerUnavailable,
+    ConfigError,
+    EnqueueError,
+    ImportStringError,
+    JobDead,
+    JobFailed,
+    JobNotFound,
+    PayloadError,
+    PayloadTooLarge,
+    ResultTimeout,
+    Retry,
+    UnknownTaskError,
+)
+from .handle import JobHandle
+from .job import JobInfo, JobSpec, JobStatus
+from .task import Task
+from .worker import Worker
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "AioworkerError",
+    "Backoff",
+    "BrokerUnavailable",
+    "ConfigError",
+    "EnqueueError",
+    "ImportStringError",
+    "JobContext",
+    "JobDead",
+    "JobFailed",
+    "JobHandle",
+    "JobInfo",
+    "JobNotFound",
+    "JobSpec",
+    "JobStatus",
+    "LeaseLost",
+    "PayloadError",
+    "PayloadTooLarge",
+    "ResultTimeout",
+    "Retry",
+    "Task",
+    "UnknownTaskError",
+    "Worker",
+    "__version__",
+)

@@ -1,0 +1,176 @@
+"""The one module that talks to Redis.
+
+It opens the connection (a single node, or Redis/Valkey Cluster, detected at connect
+time or forced with ``cluster=True``), runs the Lua scripts with EVALSHA and an EVAL
+fallback, and offers the few plain reads and blocking waits the rest of the library
+needs.  Every state change that touches more than one key goes through a script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .errors import BrokerUnavailable
+from .keys import QueueKeys
+from .scripts import Arg, LuaScript, Scripts
+
+__all__ = ("TRANSIENT_ERRORS", "Broker", "mask_url")
+
+log = logging.getLogger("aioworker.broker")
+
+#: Errors after which a call may succeed when repeated (connection lost, Redis restarting).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    OSError,
+)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, for logs and errors."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+Client = aioredis.Redis | RedisCluster
+
+
+class Broker:
+    """A connection to Redis (single node or cluster) and the scripts that run on it.
+
+    :param url: ``redis://`` or ``rediss://`` URL, with ``user:password@`` for ACL users.
+    :param cluster: ``True`` to use the cluster client, ``False`` for a single node,
+        ``None`` to ask the server at connect time.
+    """
+
+    def __init__(self, url: str, *, cluster: bool | None = None, **options: Any) -> None:
+        self.url = url
+        self._cluster = cluster
+        self._options = options
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+        self.scripts = Scripts(self._run_script)
+
+    @property
+    def is_cluster(self) -> bool:
+        return isinstance(self._client, RedisCluster)
+
+    async def connect(self) -> Client:
+        """Open the connection once (safe to call many times).
+
+        :raises BrokerUnavailable: if Redis cannot be reached.
+        """
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                self._client = await self._open()
+        return self._client
+
+    async def _open(self) -> Client:
+        opts: dict[str, Any] = {"socket_connect_timeout": 5.0, "health_check_interval": 15}
+        opts.update(self._options)
+        try:
+            cluster = self._cluster
+            if cluster is None:
+                probe = aioredis.Redis.from_url(self.url, **opts)
+                try:
+                    info = await probe.info("cluster")
+                finally:
+                    await probe.aclose()
+                cluster = bool(info.get("cluster_enabled"))
+            if cluster:
+                opts.pop("health_check_interval", None)
+                rc = RedisCluster.from_url(self.url, **opts)
+                await rc.initialize()
+                return rc
+            client = aioredis.Redis.from_url(self.url, **opts)
+            await client.ping()
+            return client
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(
+                f"cannot connect to Redis at {mask_url(self.url)}: {exc}"
+            ) from exc
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def _run_script(self, script: LuaScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        client = self._client or await self.connect()
+        try:
+            return await client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(script.source, len(keys), *keys, *args)
+
+    # -- plain reads and waits -------------------------------------------------------
+
+    async def wait_for_work(self, k: QueueKeys, timeout_s: float) -> bool:
+        """Block until a wake token arrives for the queue, or the timeout passes.
+
+        :returns: True if woken by a token.
+        """
+        client = self._client or await self.connect()
+        reply = await client.blpop([k.wake], timeout=max(timeout_s, 0.001))
+        return reply is not None
+
+    async def wait_done(self, k: QueueKeys, job_id: str, timeout_s: float) -> None:
+        """Block until the job's done marker exists, or the timeout passes (non-destructive)."""
+        client = self._client or await self.connect()
+        key = k.done(job_id)
+        await client.blmove(key, key, max(timeout_s, 0.001), "RIGHT", "LEFT")  # type: ignore[arg-type]
+
+    async def counts(self, k: QueueKeys) -> dict[str, int]:
+        """Sizes of the queue's ready, scheduled, active and dead sets."""
+        client = self._client or await self.connect()
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.llen(k.ready)
+            pipe.zcard(k.scheduled)
+            pipe.zcard(k.active)
+            pipe.zcard(k.dead)
+            ready, scheduled, active, dead = await pipe.execute()
+        return {
+            "ready": int(ready),
+            "scheduled": int(scheduled),
+            "active": int(active),
+            "dead": int(dead),
+        }
+
+    async def dead_ids(self, k: QueueKeys, limit: int = 1000) -> list[str]:
+        """Ids in the dead-letter set, oldest first."""
+        client = self._client or await self.connect()
+        ids = await client.zrange(k.dead, 0, limit - 1)
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    async def ping(self) -> bool:
+        client = self._client or await self.connect()
+        return bool(await client.ping())
+
+    async def redis_time_ms(self) -> int:
+        client = self._client or await self.connect()
+        if isinstance(client, RedisCluster):
+            seconds, micros = await client.time(target_nodes=RedisCluster.RANDOM)
+        else:
+            seconds, micros = await client.time()
+        return int(seconds) * 1000 + int(micros) // 1000

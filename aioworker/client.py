@@ -1,0 +1,104 @@
+"""The producer side: enqueue jobs and look them up (used by tasks, the worker and the CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from .broker import Broker
+from .handle import JobHandle
+from .job import JobSpec
+from .keys import QueueKeys
+from .payload import encode_spec
+from .scripts import StatusReply
+
+__all__ = ("Client",)
+
+
+class Client:
+    """Enqueues jobs and reads their status through a :class:`Broker`.
+
+    :param broker: the Redis connection.
+    :param prefix: key prefix shared by producers and workers.
+    :param max_payload_bytes: the largest encoded argument payload accepted.
+    """
+
+    def __init__(self, broker: Broker, prefix: str, max_payload_bytes: int) -> None:
+        self.broker = broker
+        self.prefix = prefix
+        self.max_payload_bytes = max_payload_bytes
+        self._keys: dict[str, QueueKeys] = {}
+
+    def keys(self, queue: str) -> QueueKeys:
+        k = self._keys.get(queue)
+        if k is None:
+            k = self._keys[queue] = QueueKeys(self.prefix, queue)
+        return k
+
+    async def enqueue(self, specs: Sequence[JobSpec]) -> list[JobHandle[Any]]:
+        """Enqueue jobs: one script call per queue, all queues at once.
+
+        :returns: one handle per spec, in order.
+        :raises PayloadError: if arguments cannot be encoded (nothing is enqueued).
+        :raises PayloadTooLarge: if a payload is over the limit (nothing is enqueued).
+        """
+        by_queue: dict[str, list[tuple[int, tuple[str, bytes, int, int]]]] = defaultdict(list)
+        ids: list[str] = []
+        for n, spec in enumerate(specs):
+            job_id = spec.job_id or uuid.uuid4().hex
+            ids.append(job_id)
+            payload = encode_spec(spec, self.max_payload_bytes)
+            by_queue[spec.queue].append((n, (job_id, payload, spec.at_ms, spec.delay_ms)))
+        created = [True] * len(specs)
+
+        async def one_queue(
+            queue: str, items: list[tuple[int, tuple[str, bytes, int, int]]]
+        ) -> None:
+            for start in range(0, len(items), 5000):
+                chunk = items[start : start + 5000]
+                flags = await self.broker.scripts.enqueue(self.keys(queue), [j for _, j in chunk])
+                for (n, _), flag in zip(chunk, flags, strict=True):
+                    created[n] = flag
+
+        await self.broker.connect()
+        if len(by_queue) == 1:
+            ((queue, items),) = by_queue.items()
+            await one_queue(queue, items)
+        else:
+            await asyncio.gather(*(one_queue(q, items) for q, items in by_queue.items()))
+        return [
+            JobHandle(self, job_id, spec.queue, flag)
+            for job_id, spec, flag in zip(ids, specs, created, strict=True)
+        ]
+
+    def job(self, job_id: str, queue: str) -> JobHandle[Any]:
+        """A handle to an existing job."""
+        return JobHandle(self, job_id, queue, created=False)
+
+    async def status_reply(self, queue: str, job_id: str) -> StatusReply:
+        return await self.broker.scripts.status(self.keys(queue), job_id)
+
+    async def wait_done(self, queue: str, job_id: str, timeout_s: float) -> None:
+        await self.broker.wait_done(self.keys(queue), job_id, timeout_s)
+
+    async def retry_dead(self, queue: str, job_ids: Sequence[str] | None = None) -> int:
+        """Move dead-lettered jobs back to the queue with fresh attempts.
+
+        :param job_ids: the jobs to revive; ``None`` revives every dead job of the queue.
+        :returns: how many were moved.
+        """
+        k = self.keys(queue)
+        if job_ids is None:
+            moved = 0
+            while ids := await self.broker.dead_ids(k, 500):
+                # revive removes every id it is given from the dead set, so this ends
+                moved += await self.broker.scripts.revive(k, ids)
+            return moved
+        return await self.broker.scripts.revive(k, list(job_ids))
+
+    async def counts(self, queue: str) -> dict[str, int]:
+        """Ready, scheduled, active and dead job counts of a queue."""
+        return await self.broker.counts(self.keys(queue))

@@ -1,0 +1,126 @@
+"""Exceptions raised by aioworker.
+
+The tree::
+
+    AioworkerError                 base of everything raised by this library
+    ├── ConfigError                bad configuration: names, options, import strings
+    │   └── ImportStringError      ``module:attr`` could not be loaded (see its ``kind``)
+    ├── EnqueueError               a job could not be enqueued as asked
+    │   ├── UnknownTaskError       no task of that name is registered
+    │   ├── PayloadError           arguments orjson cannot encode
+    │   └── PayloadTooLarge        encoded arguments exceed ``max_payload_bytes``
+    ├── BrokerUnavailable          Redis cannot be reached (URL shown, password masked)
+    ├── JobNotFound                no job with that id (never existed, or its result expired)
+    ├── ResultTimeout              ``Job.result(timeout=...)`` gave up waiting
+    └── JobFailed                  the job failed for good; ``.error`` holds its last error
+        └── JobDead                it was dead-lettered (attempts exhausted or bad input)
+
+Raised *by jobs* to steer the worker (not errors of the library):
+
+    Retry(delay=...)               ask for another attempt after ``delay`` seconds
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+__all__ = (
+    "AioworkerError",
+    "BrokerUnavailable",
+    "ConfigError",
+    "EnqueueError",
+    "ImportStringError",
+    "JobDead",
+    "JobFailed",
+    "JobNotFound",
+    "PayloadError",
+    "PayloadTooLarge",
+    "ResultTimeout",
+    "Retry",
+    "UnknownTaskError",
+)
+
+
+class AioworkerError(Exception):
+    """Base class of every error raised by aioworker."""
+
+
+class ConfigError(AioworkerError, ValueError):
+    """Configuration that cannot work (bad names, options or import strings)."""
+
+
+ImportKind = Literal["format", "module_missing", "import_failed", "attribute_missing", "not_worker"]
+
+
+class ImportStringError(ConfigError):
+    """An ``module:attribute`` import string could not be resolved.
+
+    :param kind: ``format``, ``module_missing``, ``import_failed``, ``attribute_missing``
+        or ``not_worker``.
+    """
+
+    def __init__(self, message: str, kind: ImportKind) -> None:
+        super().__init__(message)
+        self.kind: ImportKind = kind
+
+
+class EnqueueError(AioworkerError):
+    """A job could not be enqueued as asked."""
+
+
+class UnknownTaskError(EnqueueError, LookupError):
+    """No task of that name is registered with the worker."""
+
+
+class PayloadError(EnqueueError, TypeError):
+    """The job's arguments cannot be encoded as JSON by orjson."""
+
+
+class PayloadTooLarge(EnqueueError):
+    """The encoded arguments are larger than the configured maximum."""
+
+
+class BrokerUnavailable(AioworkerError, ConnectionError):
+    """Redis could not be reached."""
+
+
+class JobNotFound(AioworkerError, LookupError):
+    """No job with that id is known (it never existed, or its result expired)."""
+
+
+class ResultTimeout(AioworkerError, TimeoutError):
+    """Waiting for a job's result took longer than the given timeout."""
+
+
+class JobFailed(AioworkerError):
+    """The job failed for good.
+
+    :param job_id: the failed job.
+    :param error: its last error as recorded by the worker (``type``, ``message``,
+        ``traceback`` keys).
+    """
+
+    def __init__(self, job_id: str, error: dict[str, Any]) -> None:
+        self.job_id = job_id
+        self.error = error
+        super().__init__(f"job {job_id} failed: {error.get('type')}: {error.get('message')}")
+
+
+class JobDead(JobFailed):
+    """The job was dead-lettered: its attempts ran out, or it could not run at all."""
+
+
+class Retry(Exception):
+    """Raise inside a job to have it retried after ``delay`` seconds.
+
+    It counts as an attempt: when the job has no attempts left it is dead-lettered.
+
+    :param delay: seconds (or a timedelta) to wait before the next attempt; ``None`` uses
+        the task's backoff.
+    """
+
+    def __init__(self, delay: float | timedelta | None = None, reason: str = "") -> None:
+        self.delay = delay
+        self.reason = reason
+        super().__init__(reason or "retry requested")

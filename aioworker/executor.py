@@ -1,0 +1,118 @@
+"""Run one job and decide what happens to it: complete, retry, dead-letter or requeue.
+
+The executor knows nothing of Redis: it returns an :class:`Outcome` and the runtime
+writes it.  Decisions:
+
+- the function returned: ``complete`` (its return value must be JSON-encodable, else
+  the job is dead-lettered, since running it again would not help);
+- it raised ``Retry`` or any exception, or timed out: ``retry`` after the backoff while
+  attempts remain, else ``dead``;
+- it was cancelled because the worker is shutting down: ``requeue`` (not an attempt);
+- unknown task, undecodable payload, arguments that do not fit: ``dead`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import Retry
+from .payload import dumps
+from .task import Task
+from .timeunits import to_seconds
+
+__all__ = ("Outcome", "error_info", "execute")
+
+log = logging.getLogger("aioworker.job")
+
+Kind = Literal["complete", "retry", "dead", "requeue"]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What to do with a job after it ran.
+
+    :ivar value: the encoded result, for ``complete``.
+    :ivar error: the error record, for ``retry`` and ``dead``.
+    :ivar delay_s: seconds before the next attempt, for ``retry``.
+    """
+
+    kind: Kind
+    value: bytes = b""
+    error: dict[str, Any] | None = None
+    delay_s: float = 0.0
+    duration_s: float = 0.0
+
+
+def error_info(
+    exc: BaseException | None, message: str | None = None, kind: str | None = None
+) -> dict[str, Any]:
+    """The error record stored with a failed job: type, message and traceback."""
+    if exc is None:
+        return {"type": kind or "Error", "message": message or "", "traceback": ""}
+    tb = "".join(traceback.format_exception(exc, limit=30))
+    return {
+        "type": kind or type(exc).__name__,
+        "message": message if message is not None else str(exc),
+        "traceback": tb[-8000:],
+    }
+
+
+def _failure(
+    task: Task[Any, Any], attempt: int, max_attempts: int, exc: BaseException, err: dict[str, Any]
+) -> Outcome:
+    if attempt >= max_attempts:
+        return Outcome("dead", error=err)
+    if isinstance(exc, Retry) and exc.delay is not None:
+        delay = to_seconds(exc.delay)
+    else:
+        delay = task.backoff.delay_s(attempt)
+    return Outcome("retry", error=err, delay_s=delay)
+
+
+async def execute(
+    task: Task[Any, Any],
+    ctx: Any,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    attempt: int,
+    max_attempts: int,
+    timeout_s: float | None,
+    shutting_down: asyncio.Event,
+) -> Outcome:
+    """Run ``task`` once and classify how it ended.
+
+    :param shutting_down: when set, a cancellation is a shutdown interruption (requeue)
+        rather than an error.
+    """
+    started = time.monotonic()
+    try:
+        if timeout_s is None:
+            value = await task.fn(ctx, *args, **kwargs)
+        else:
+            async with asyncio.timeout(timeout_s):
+                value = await task.fn(ctx, *args, **kwargs)
+    except asyncio.CancelledError:
+        if not shutting_down.is_set():
+            raise
+        return Outcome("requeue", duration_s=time.monotonic() - started)
+    except TimeoutError as exc:
+        err = error_info(exc, f"timed out after {timeout_s} s", kind="Timeout")
+        out = _failure(task, attempt, max_attempts, exc, err)
+    except Retry as exc:
+        out = _failure(task, attempt, max_attempts, exc, error_info(exc, kind="Retry"))
+    except Exception as exc:
+        out = _failure(task, attempt, max_attempts, exc, error_info(exc))
+    else:
+        try:
+            return Outcome("complete", value=dumps(value), duration_s=time.monotonic() - started)
+        except TypeError as exc:
+            err = error_info(exc, f"result is not JSON-encodable: {exc}", kind="ResultError")
+            return Outcome("dead", error=err, duration_s=time.monotonic() - started)
+    out.duration_s = time.monotonic() - started
+    return out

@@ -1,0 +1,113 @@
+"""``JobHandle``: a reference to an enqueued job, to ask for its status and result."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .context import decode_state
+from .errors import JobDead, JobNotFound, ResultTimeout
+from .job import JobInfo, JobStatus
+from .payload import decode_record, loads, split_stamped
+from .timeunits import Seconds, ms_to_datetime, to_seconds
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ("JobHandle",)
+
+R = TypeVar("R")
+
+_WHERE = {
+    "active": JobStatus.RUNNING,
+    "scheduled": JobStatus.SCHEDULED,
+    "dead": JobStatus.DEAD,
+    "queued": JobStatus.QUEUED,
+    "missing": JobStatus.NOT_FOUND,
+}
+
+
+class JobHandle(Generic[R]):
+    """A job that was enqueued.
+
+    :ivar id: the job id.
+    :ivar queue: its queue.
+    :ivar created: False when enqueue found a job with this id already (nothing new was
+        enqueued; this handle refers to the existing job).
+    """
+
+    __slots__ = ("_client", "created", "id", "queue")
+
+    def __init__(self, client: Client, job_id: str, queue: str, created: bool = True) -> None:
+        self._client = client
+        self.id = job_id
+        self.queue = queue
+        self.created = created
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self.queue}/{self.id}>"
+
+    async def info(self) -> JobInfo:
+        """Everything known about the job now, read atomically."""
+        reply = await self._client.status_reply(self.queue, self.id)
+        info: dict[str, Any] = {"id": self.id, "queue": self.queue}
+        if reply.record:
+            enqueued_ms, body = decode_record(reply.record)
+            info.update(
+                task=body["t"],
+                args=body.get("a"),
+                kwargs=body.get("k"),
+                enqueued_at=ms_to_datetime(enqueued_ms),
+            )
+        if reply.attempts:
+            info["attempts"] = int(reply.attempts)
+        if reply.error:
+            info["error"] = loads(reply.error)
+        if reply.state:
+            info["state"] = decode_state(reply.state)[0]
+        if reply.where == "scheduled" and reply.score:
+            info["scheduled_at"] = ms_to_datetime(int(float(reply.score)))
+        if reply.where == "result":
+            finished_ms, stored = split_stamped(reply.result)
+            result = loads(stored)
+            info["finished_at"] = ms_to_datetime(finished_ms)
+            info["status"] = JobStatus(result["s"])
+            info["result"] = result.get("v")
+            info["attempts"] = result.get("n", info.get("attempts", 0))
+            if result.get("e"):
+                info["error"] = result["e"]
+            info.setdefault("task", result.get("t"))
+        else:
+            info["status"] = _WHERE[reply.where]
+        return JobInfo(**info)
+
+    async def status(self) -> JobStatus:
+        """Where the job is now."""
+        return (await self.info()).status
+
+    async def result(self, timeout: Seconds | None = None) -> R:  # noqa: ASYNC109
+        """Wait for the job to finish and return its result.
+
+        Waiting blocks on a Redis marker the worker sets when the job finishes, so it does
+        not poll Redis in a loop.
+
+        :param timeout: seconds to wait at most (``None`` waits for ever).
+        :raises JobDead: if the job was dead-lettered.
+        :raises JobFailed: if it failed for good.
+        :raises JobNotFound: if no such job is known.
+        :raises ResultTimeout: if it did not finish in time.
+        """
+        deadline = None if timeout is None else time.monotonic() + to_seconds(timeout)
+        while True:
+            info = await self.info()
+            if info.status is JobStatus.COMPLETE:
+                value: R = info.result
+                return value
+            if info.status is JobStatus.DEAD:
+                raise JobDead(self.id, info.error or {})
+            if info.status is JobStatus.NOT_FOUND:
+                raise JobNotFound(f"job {self.id} not found in queue {self.queue!r}")
+            remaining = 5.0 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                raise ResultTimeout(f"job {self.id} did not finish within {timeout} s")
+            await self._client.wait_done(self.queue, self.id, min(remaining, 5.0))

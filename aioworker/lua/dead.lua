@@ -1,0 +1,38 @@
+-- dead: move a leased job to the dead-letter set with its error, record the failure as
+-- its result, and trim the dead-letter set by age and count.
+-- KEYS[1] active ZSET, KEYS[2] dead ZSET, KEYS[3] leases HASH, KEYS[4] errors HASH,
+-- KEYS[5] jobs HASH, KEYS[6] attempts HASH, KEYS[7] state HASH, KEYS[8] result STRING,
+-- KEYS[9] done LIST
+-- ARGV[1] job id, ARGV[2] lease token, ARGV[3] error json, ARGV[4] result json,
+-- ARGV[5] result_ttl_ms, ARGV[6] max dead jobs kept, ARGV[7] dead job max age in ms
+-- returns 1 if dead-lettered, 0 if this worker no longer holds the lease (nothing changed)
+local active, dead, leases, errors = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local jobs, attempts, state = KEYS[5], KEYS[6], KEYS[7]
+local id, token = ARGV[1], ARGV[2]
+local result_ttl, max_dead, max_age = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+if redis.call('HGET', leases, id) ~= token then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREM', active, id)
+redis.call('HDEL', leases, id)
+redis.call('HSET', errors, id, ARGV[3])
+redis.call('ZADD', dead, now, id)
+if result_ttl > 0 then redis.call('SET', KEYS[8], now .. '|' .. ARGV[4], 'PX', result_ttl) end
+redis.call('RPUSH', KEYS[9], 1)
+redis.call('PEXPIRE', KEYS[9], 10000)
+
+local function forget(ids)
+  for _, old in ipairs(ids) do
+    redis.call('ZREM', dead, old)
+    redis.call('HDEL', jobs, old)
+    redis.call('HDEL', attempts, old)
+    redis.call('HDEL', state, old)
+    redis.call('HDEL', errors, old)
+  end
+end
+forget(redis.call('ZRANGEBYSCORE', dead, '-inf', now - max_age, 'LIMIT', 0, 1000))
+local excess = redis.call('ZCARD', dead) - max_dead
+if excess > 0 then
+  forget(redis.call('ZRANGE', dead, 0, math.min(excess, 1000) - 1))
+end
+return 1

@@ -1,0 +1,24 @@
+-- retry: move a leased job back to its queue for another attempt, after a delay.
+-- KEYS[1] active ZSET, KEYS[2] scheduled ZSET, KEYS[3] ready LIST, KEYS[4] leases HASH,
+-- KEYS[5] errors HASH, KEYS[6] attempts HASH, KEYS[7] wake LIST
+-- ARGV[1] job id, ARGV[2] lease token, ARGV[3] delay_ms, ARGV[4] error json ('' = keep),
+-- ARGV[5] 1 to count the attempt, 0 to give it back (the job did not really run)
+-- returns 1 if moved, 0 if this worker no longer holds the lease (nothing changed)
+local active, scheduled, ready, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local errors, attempts, wake = KEYS[5], KEYS[6], KEYS[7]
+local id, token, delay_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if redis.call('HGET', leases, id) ~= token then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREM', active, id)
+redis.call('HDEL', leases, id)
+if ARGV[4] ~= '' then redis.call('HSET', errors, id, ARGV[4]) end
+if ARGV[5] == '0' then redis.call('HINCRBY', attempts, id, -1) end
+if delay_ms > 0 then
+  redis.call('ZADD', scheduled, now + delay_ms, id)
+else
+  redis.call('RPUSH', ready, id)
+end
+redis.call('RPUSH', wake, 1)
+redis.call('LTRIM', wake, -64, -1)
+return 1

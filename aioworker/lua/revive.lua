@@ -1,0 +1,22 @@
+-- revive: move dead-lettered jobs back to the queue with a fresh attempt count.
+-- KEYS[1] dead ZSET, KEYS[2] ready LIST, KEYS[3] jobs HASH, KEYS[4] attempts HASH,
+-- KEYS[5] errors HASH, KEYS[6] wake LIST, KEYS[6+i] result STRING of the i-th job
+-- ARGV: the job ids
+-- returns the number of jobs moved (ids not in the dead-letter set are skipped)
+local dead, ready, jobs, attempts, errors, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
+  KEYS[5], KEYS[6]
+local moved = 0
+for i, id in ipairs(ARGV) do
+  if redis.call('ZREM', dead, id) == 1 and redis.call('HEXISTS', jobs, id) == 1 then
+    redis.call('HDEL', attempts, id)
+    redis.call('HDEL', errors, id)
+    redis.call('DEL', KEYS[6 + i])
+    redis.call('RPUSH', ready, id)
+    moved = moved + 1
+  end
+end
+if moved > 0 then
+  redis.call('RPUSH', wake, 1)
+  redis.call('LTRIM', wake, -64, -1)
+end
+return moved

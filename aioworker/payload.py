@@ -1,0 +1,87 @@
+"""Encoding of job payloads, results and errors with orjson (never pickle).
+
+Stored job records are ``b"<enqueued_ms>|<json>"``: the enqueue script prefixes the
+Redis time, so enqueue times compare across machines.  The json object has the keys
+``t`` (task), ``a`` (args), ``k`` (kwargs) and, when set at enqueue, ``r`` (retries) and
+``o`` (timeout in seconds).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .errors import PayloadError, PayloadTooLarge
+from .job import JobSpec
+
+__all__ = ("DecodeError", "decode_record", "dumps", "encode_spec", "loads", "split_stamped")
+
+
+class DecodeError(ValueError):
+    """A stored record could not be decoded."""
+
+
+def dumps(value: Any) -> bytes:
+    """orjson encoding with non-string dict keys allowed."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+loads = orjson.loads
+
+
+def encode_spec(spec: JobSpec, max_bytes: int) -> bytes:
+    """Encode a job's payload.
+
+    :raises PayloadError: if an argument cannot be encoded as JSON.
+    :raises PayloadTooLarge: if the encoding is larger than ``max_bytes``.
+    """
+    body: dict[str, Any] = {"t": spec.task, "a": spec.args, "k": spec.kwargs}
+    if spec.retries is not None:
+        body["r"] = spec.retries
+    if spec.timeout_s is not None:
+        body["o"] = spec.timeout_s
+    try:
+        data = dumps(body)
+    except TypeError as exc:
+        raise PayloadError(
+            f"arguments of task {spec.task!r} cannot be encoded as JSON: {exc}"
+        ) from exc
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(
+            f"arguments of task {spec.task!r} encode to {len(data)} bytes, "
+            f"more than max_payload_bytes={max_bytes}"
+        )
+    return data
+
+
+def split_stamped(raw: bytes) -> tuple[int, bytes]:
+    """Split a ``<ms>|<json>`` record into its time stamp and body.
+
+    :raises DecodeError: if the record has no valid stamp.
+    """
+    stamp, sep, body = raw.partition(b"|")
+    if not sep:
+        raise DecodeError("record has no time stamp")
+    try:
+        return int(stamp), body
+    except ValueError as exc:
+        raise DecodeError(f"bad time stamp {stamp[:20]!r}") from exc
+
+
+def decode_record(raw: bytes) -> tuple[int, dict[str, Any]]:
+    """Decode a stored job record into ``(enqueued_ms, body)``.
+
+    :raises DecodeError: if it is not a valid record.
+    """
+    enqueued_ms, body = split_stamped(raw)
+    try:
+        data = loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"payload is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("t"), str):
+        raise DecodeError("payload has no task name")
+    args, kwargs = data.get("a", []), data.get("k", {})
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise DecodeError("payload arguments are not a list and an object")
+    return enqueued_ms, data

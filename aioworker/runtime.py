@@ -1,0 +1,439 @@
+"""The worker runtime: fetch loops, running jobs, heartbeats, and the way out.
+
+Data flow, one line each:
+
+- a fetch loop per queue takes free slots (:mod:`capacity`), and the fetch script moves
+  due scheduled jobs to ready, returns expired leases to the front of the queue and
+  leases up to that many jobs to this worker;
+- each job runs in its own asyncio task under its timeout (:mod:`executor`);
+- the heartbeat renews the leases of running jobs, so only a dead worker's jobs are
+  recovered, never a long job of a live one;
+- the outcome is written by one script (complete batched by :mod:`acker`, or retry,
+  dead, requeue), fenced by the lease token;
+- when a fetch finds nothing, the loop blocks on the queue's wake list until an enqueue
+  pushes a token, the next scheduled job is due, or a lease may have expired.
+
+Shutdown phases are in :mod:`shutdown`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .acker import Acker, Durable
+from .broker import TRANSIENT_ERRORS
+from .capacity import Capacity
+from .context import JobContext
+from .executor import Outcome, error_info, execute
+from .keys import QueueKeys
+from .payload import DecodeError, decode_record, dumps
+from .scripts import FetchedJob
+from .task import Task
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+__all__ = ("Runtime",)
+
+log = logging.getLogger("aioworker.worker")
+joblog = logging.getLogger("aioworker.job")
+
+MAX_FETCH = 200  # most jobs leased by one fetch call
+IDLE_WAIT_S = 1.0  # longest block on the wake list: bounds crash-recovery detection
+
+
+@dataclass(slots=True, eq=False)
+class Running:
+    """A job this worker is running."""
+
+    queue: str
+    job_id: str
+    task_name: str
+    token: str
+    attempt: int
+    started: float
+    ctx: JobContext | None = None
+    task: asyncio.Task[None] | None = None
+    executing: bool = True
+    checkpointed: bool = False
+    lease_lost: bool = False
+    outcome: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Runtime:
+    """Runs the jobs of the chosen queues until stopped (or drained, in burst mode).
+
+    :param worker: the configured worker (tasks and settings).
+    :param limits: queue -> concurrency for the queues this process serves.
+    :param total: optional process-wide cap.
+    :param weights: queue weights for sharing the cap, or None for strict order.
+    :param burst: stop once the queues are drained and nothing runs.
+    """
+
+    def __init__(
+        self,
+        worker: Worker,
+        limits: dict[str, int],
+        *,
+        total: int | None = None,
+        weights: dict[str, int] | None = None,
+        burst: bool = False,
+    ) -> None:
+        self.worker = worker
+        self.broker = worker.client.broker
+        self.scripts = self.broker.scripts
+        self.capacity = Capacity(limits, total, weights)
+        self.queues = list(limits)
+        self.keys = {q: QueueKeys(worker.prefix, q) for q in self.queues}
+        self.burst = burst
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._seq = itertools.count(1)
+        self.running: dict[str, Running] = {}
+        self.stopping = False
+        self.shutting_down = asyncio.Event()  # seen by jobs as ctx.shutting_down
+        self.stopped = asyncio.Event()  # the reason to leave: signal or burst drained
+        self.durable = Durable(self._redis_down, self._redis_up)
+        self._down_since: float | None = None
+        self._fetchers: dict[str, asyncio.Task[None]] = {}
+        self._waits: dict[str, asyncio.Task[bool]] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._pending: dict[str, tuple[int, float]] = {}
+        self._idle_since = time.monotonic()
+        self.stats = {"complete": 0, "retry": 0, "dead": 0, "requeue": 0, "lost": 0}
+        self._ackers = {
+            q: Acker(functools.partial(self._write_complete, self.keys[q]), self.durable)
+            for q in self.queues
+        }
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and start fetching (raises BrokerUnavailable if Redis is down)."""
+        await self.broker.connect()
+        for q in self.queues:
+            self._fetchers[q] = asyncio.create_task(self._fetch_loop(q), name=f"fetch:{q}")
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        log.info(
+            "worker %s serving %s (lease %.1f s, heartbeat %.1f s)",
+            self.worker_id,
+            ", ".join(f"{q}={n}" for q, n in self.capacity.limits.items()),
+            self.worker.lease_timeout_s,
+            self.worker.heartbeat_s,
+        )
+
+    async def stop_fetching(self) -> None:
+        """Stop leasing new jobs now; running jobs go on."""
+        self.stopping = True
+        self.shutting_down.set()
+        for wait in self._waits.values():
+            wait.cancel()
+        fetchers = list(self._fetchers.values())
+        # a fetch script in flight finishes (its jobs are then run or requeued)
+        done, pending = await asyncio.wait(fetchers, timeout=2.0) if fetchers else (set(), set())
+        for t in pending:
+            t.cancel()
+        del done
+
+    async def stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+
+    # -- fetching --------------------------------------------------------------------
+
+    async def _fetch_loop(self, queue: str) -> None:
+        k = self.keys[queue]
+        lease_ms = int(self.worker.lease_timeout_s * 1000)
+        while not self.stopping:
+            n = await self.capacity.acquire(queue, MAX_FETCH)
+            if self.stopping:
+                self.capacity.release(queue, n)
+                return
+            token = f"{self.worker_id}:{next(self._seq)}"
+            try:
+                reply = await self.scripts.fetch(k, n, lease_ms, token)
+            except TRANSIENT_ERRORS as exc:
+                self.capacity.release(queue, n)
+                self._redis_down(exc)
+                await asyncio.sleep(self._retry_delay())
+                continue
+            self._redis_up()
+            self.capacity.release(queue, n - len(reply.jobs))
+            if reply.recovered:
+                log.warning(
+                    "recovered %d job(s) of queue %s whose worker stopped renewing its lease: %s",
+                    len(reply.recovered),
+                    queue,
+                    " ".join(reply.recovered[:20]),
+                )
+            for fetched in reply.jobs:
+                self._start_job(queue, token, fetched)
+            if len(reply.jobs) == n:
+                continue  # there may be more: fetch again as soon as slots are free
+            self._pending[queue] = (reply.pending, time.monotonic())
+            if self.burst and self._burst_drained():
+                self.stopped.set()
+                return
+            wait_s = IDLE_WAIT_S
+            if reply.next_due_ms >= 0:
+                wait_s = min(wait_s, max((reply.next_due_ms - reply.now_ms) / 1000, 0.001))
+            if self.burst:
+                wait_s = min(wait_s, 0.05)
+            await self._wait_for_work(queue, k, wait_s)
+
+    async def _wait_for_work(self, queue: str, k: QueueKeys, timeout_s: float) -> None:
+        wait = asyncio.create_task(self.broker.wait_for_work(k, timeout_s))
+        self._waits[queue] = wait
+        try:
+            await wait
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+        except TRANSIENT_ERRORS as exc:
+            self._redis_down(exc)
+            await asyncio.sleep(self._retry_delay())
+        finally:
+            self._waits.pop(queue, None)
+
+    def _burst_drained(self) -> bool:
+        if self.running:
+            return False
+        return all(
+            q in self._pending
+            and self._pending[q][0] == 0
+            and self._pending[q][1] >= self._idle_since
+            for q in self.queues
+        )
+
+    # -- running one job -------------------------------------------------------------
+
+    def _start_job(self, queue: str, token: str, fetched: FetchedJob) -> None:
+        run = Running(queue, fetched.id, "?", token, fetched.attempt, time.monotonic())
+        self.running[fetched.id] = run
+        run.task = asyncio.create_task(self._job_main(run, fetched), name=f"job:{fetched.id}")
+
+    async def _job_main(self, run: Running, fetched: FetchedJob) -> None:
+        k = self.keys[run.queue]
+        try:
+            outcome, record_task = await self._run(run, k, fetched)
+            run.executing = False
+            run.outcome = outcome.kind
+            await self._write_outcome(run, k, outcome, record_task)
+        except Exception:
+            log.exception("job %s: internal error while handling its outcome", run.job_id)
+        finally:
+            self.running.pop(run.job_id, None)
+            self.capacity.release(run.queue, 1)
+            if not self.running:
+                self._idle_since = time.monotonic()
+
+    async def _run(
+        self, run: Running, k: QueueKeys, fetched: FetchedJob
+    ) -> tuple[Outcome, Task[Any, Any] | None]:
+        try:
+            enqueued_ms, body = decode_record(fetched.record)
+        except DecodeError as exc:
+            err = error_info(None, f"cannot decode the job's payload: {exc}", "DecodeError")
+            return Outcome("dead", error=err), None
+        run.task_name = body["t"]
+        task = self.worker.tasks.get(body["t"])
+        if task is None:
+            known = ", ".join(sorted(self.worker.tasks)) or "none"
+            err = error_info(
+                None, f"unknown task {body['t']!r} (this worker has: {known})", "UnknownTask"
+            )
+            return Outcome("dead", error=err), None
+        args, kwargs = body.get("a", []), body.get("k", {})
+        max_attempts = task.max_attempts(body.get("r"))
+        if bad := task.bind_error(args, kwargs):
+            return Outcome("dead", error=error_info(None, bad, "BadArguments")), task
+        if run.attempt > max_attempts:
+            # only reachable when a worker died mid-run and the job had no attempts left
+            msg = (
+                f"the worker running attempt {run.attempt - 1} of {max_attempts} stopped "
+                "without finishing it; not run again (no attempts left)"
+            )
+            return Outcome("dead", error=error_info(None, msg, "WorkerLost")), task
+        ctx = JobContext(
+            worker=self.worker,
+            job_id=run.job_id,
+            task=task.name,
+            queue=run.queue,
+            attempt=run.attempt,
+            max_attempts=max_attempts,
+            enqueued_ms=enqueued_ms,
+            state=fetched.state,
+            saver=lambda blob: self._checkpoint(run, k, blob),
+            shutting_down=self.shutting_down,
+        )
+        run.ctx = ctx
+        timeout = body.get("o", task.timeout_s)
+        if joblog.isEnabledFor(logging.DEBUG):
+            joblog.debug("job %s %s started (attempt %d)", run.job_id, task.name, run.attempt)
+        outcome = await execute(
+            task,
+            ctx,
+            args,
+            kwargs,
+            attempt=run.attempt,
+            max_attempts=max_attempts,
+            timeout_s=timeout,
+            shutting_down=self.shutting_down,
+        )
+        return outcome, task
+
+    async def _checkpoint(self, run: Running, k: QueueKeys, blob: bytes) -> bool:
+        ok = await self.durable(
+            f"checkpoint job {run.job_id}",
+            lambda: self.scripts.checkpoint(k, run.job_id, run.token, blob),
+        )
+        if ok:
+            run.checkpointed = True
+        return bool(ok)
+
+    async def _write_outcome(
+        self, run: Running, k: QueueKeys, outcome: Outcome, task: Task[Any, Any] | None
+    ) -> None:
+        w = self.worker
+        job = run.job_id
+        ok: bool | None
+        if outcome.kind == "complete":
+            result = b'{"s":"complete","n":%d,"t":%s,"v":%s}' % (
+                run.attempt,
+                dumps(run.task_name),
+                outcome.value,
+            )
+            ok = await self._ackers[run.queue].ack((job, run.token, result))
+        elif outcome.kind == "retry":
+            err = dumps(outcome.error)
+            delay_ms = int(outcome.delay_s * 1000)
+            ok = await self.durable(
+                f"retry job {job}", lambda: self.scripts.retry(k, job, run.token, delay_ms, err)
+            )
+            joblog.warning(
+                "job %s %s failed (attempt %d), retrying in %.1f s: %s: %s",
+                job,
+                run.task_name,
+                run.attempt,
+                outcome.delay_s,
+                (outcome.error or {}).get("type"),
+                (outcome.error or {}).get("message"),
+                extra=self._extra(run, "retry"),
+            )
+        elif outcome.kind == "dead":
+            error = outcome.error or {}
+            err = dumps(error)
+            res = dumps({"s": "dead", "n": run.attempt, "t": run.task_name, "e": error})
+            ok = await self.durable(
+                f"dead-letter job {job}",
+                lambda: self.scripts.dead(
+                    k, job, run.token, err, res, w.result_ttl_ms, w.dead_max, w.dead_ttl_ms
+                ),
+            )
+            joblog.error(
+                "job %s %s dead-lettered after attempt %d: %s: %s",
+                job,
+                run.task_name,
+                run.attempt,
+                error.get("type"),
+                error.get("message"),
+                extra=self._extra(run, "dead", error.get("type")),
+            )
+        else:  # requeue: interrupted by shutdown
+            state = run.ctx.encoded_state() if run.ctx is not None and run.checkpointed else b""
+            ok = await self.durable(
+                f"requeue job {job}", lambda: self.scripts.requeue(k, job, run.token, state)
+            )
+        if ok is False:
+            self.stats["lost"] += 1
+            joblog.warning(
+                "job %s %s: lease lost before its %s was written (another worker owns it); "
+                "this run's outcome was discarded",
+                job,
+                run.task_name,
+                outcome.kind,
+                extra=self._extra(run, "lease_lost"),
+            )
+        elif ok:
+            self.stats[outcome.kind] += 1
+        del task
+
+    async def _write_complete(
+        self, k: QueueKeys, items: list[tuple[str, str, bytes]]
+    ) -> list[bool]:
+        return await self.scripts.complete(k, self.worker.result_ttl_ms, items)
+
+    def _extra(self, run: Running, event: str, error_class: Any = None) -> dict[str, Any]:
+        extra = {
+            "job_id": run.job_id,
+            "task": run.task_name,
+            "queue": run.queue,
+            "attempt": run.attempt,
+            "event": event,
+        }
+        if error_class:
+            extra["error_class"] = error_class
+        return extra
+
+    # -- heartbeat -------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        lease_ms = int(self.worker.lease_timeout_s * 1000)
+        while True:
+            await asyncio.sleep(self.worker.heartbeat_s)
+            await self.beat(lease_ms)
+
+    async def beat(self, lease_ms: int) -> None:
+        """Renew the leases of every running job (one script call per queue)."""
+        by_queue: dict[str, list[tuple[str, str]]] = {}
+        for run in self.running.values():
+            if not run.lease_lost:
+                by_queue.setdefault(run.queue, []).append((run.job_id, run.token))
+        for q, held in by_queue.items():
+            try:
+                lost = await self.scripts.extend(self.keys[q], lease_ms, held)
+            except TRANSIENT_ERRORS as exc:
+                self._redis_down(exc)
+                continue
+            for job_id in lost:
+                run_lost = self.running.get(job_id)
+                if run_lost is not None and not run_lost.lease_lost:
+                    run_lost.lease_lost = True
+                    log.warning(
+                        "job %s %s: lease lost (this worker was out of touch too long); "
+                        "another worker may run it",
+                        job_id,
+                        run_lost.task_name,
+                    )
+
+    # -- Redis outages ---------------------------------------------------------------
+
+    def _redis_down(self, exc: BaseException) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.error(
+                "lost the connection to Redis at %s (%s); retrying with backoff, "
+                "running jobs go on",
+                self.worker.safe_url,
+                exc,
+            )
+
+    def _redis_up(self) -> None:
+        if self._down_since is not None:
+            log.warning("reconnected to Redis after %.1f s", time.monotonic() - self._down_since)
+            self._down_since = None
+
+    def _retry_delay(self) -> float:
+        if self._down_since is None:
+            return 0.05
+        return min(0.1 * 2 ** min((time.monotonic() - self._down_since), 5), 2.0)

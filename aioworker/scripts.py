@@ -1,0 +1,201 @@
+"""The Lua scripts in ``aioworker/lua/``: loading, and one typed wrapper per script.
+
+Each wrapper builds the script's ``KEYS``/``ARGV`` exactly as its header documents and
+turns the reply into Python values.  Running a script (EVALSHA with an EVAL fallback) is
+the broker's job, passed in as ``run``; this module never talks to Redis itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from .keys import QueueKeys
+
+__all__ = ("FetchReply", "FetchedJob", "LuaScript", "Scripts", "StatusReply")
+
+
+@dataclass(frozen=True, slots=True)
+class LuaScript:
+    """One script file: its name, source and SHA1."""
+
+    name: str
+    source: str
+    sha: str
+
+    @classmethod
+    def load(cls, name: str) -> LuaScript:
+        source = resources.files("aioworker").joinpath(f"lua/{name}.lua").read_text("utf-8")
+        return cls(name, source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+
+
+Arg = str | bytes | int | float
+Runner = Callable[[LuaScript, Sequence[str], Sequence[Arg]], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedJob:
+    id: str
+    record: bytes
+    attempt: int
+    state: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FetchReply:
+    now_ms: int
+    next_due_ms: int
+    pending: int
+    recovered: list[str]
+    jobs: list[FetchedJob]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReply:
+    where: str
+    result: bytes
+    record: bytes
+    attempts: bytes
+    error: bytes
+    state: bytes
+    score: bytes
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Scripts:
+    """Typed wrappers, one per ``lua/<name>.lua``, named like the file."""
+
+    NAMES = (
+        "enqueue",
+        "fetch",
+        "complete",
+        "retry",
+        "dead",
+        "requeue",
+        "checkpoint",
+        "extend",
+        "revive",
+        "status",
+    )
+
+    def __init__(self, run: Runner) -> None:
+        self._run = run
+        self._lua = {name: LuaScript.load(name) for name in self.NAMES}
+
+    def all(self) -> list[LuaScript]:
+        return list(self._lua.values())
+
+    async def enqueue(
+        self, k: QueueKeys, jobs: Sequence[tuple[str, bytes, int, int]]
+    ) -> list[bool]:
+        """jobs: (id, payload, at_ms, delay_ms). Returns created flags."""
+        keys = [k.ready, k.scheduled, k.jobs, k.wake, *(k.result(j[0]) for j in jobs)]
+        args: list[Arg] = [len(jobs)]
+        for job_id, payload, at_ms, delay_ms in jobs:
+            args += [job_id, payload, at_ms, delay_ms]
+        reply = await self._run(self._lua["enqueue"], keys, args)
+        return [bool(x) for x in reply]
+
+    async def fetch(self, k: QueueKeys, max_jobs: int, lease_ms: int, token: str) -> FetchReply:
+        keys = [k.ready, k.scheduled, k.active, k.jobs, k.attempts, k.leases, k.state, k.paused]
+        now, next_due, pending, recovered, flat = await self._run(
+            self._lua["fetch"], keys, [max_jobs, lease_ms, token]
+        )
+        jobs = [
+            FetchedJob(_s(flat[i]), flat[i + 1], int(flat[i + 2]), flat[i + 3])
+            for i in range(0, len(flat), 4)
+        ]
+        return FetchReply(int(now), int(next_due), int(pending), [_s(r) for r in recovered], jobs)
+
+    async def complete(
+        self, k: QueueKeys, result_ttl_ms: int, done: Sequence[tuple[str, str, bytes]]
+    ) -> list[bool]:
+        """done: (id, token, result json). Returns recorded flags."""
+        keys = [k.active, k.jobs, k.attempts, k.leases, k.state, k.errors]
+        args: list[Arg] = [result_ttl_ms]
+        for job_id, token, result in done:
+            keys += [k.result(job_id), k.done(job_id)]
+            args += [job_id, token, result]
+        reply = await self._run(self._lua["complete"], keys, args)
+        return [bool(x) for x in reply]
+
+    async def retry(
+        self,
+        k: QueueKeys,
+        job_id: str,
+        token: str,
+        delay_ms: int,
+        error: bytes,
+        count_attempt: bool = True,
+    ) -> bool:
+        keys = [k.active, k.scheduled, k.ready, k.leases, k.errors, k.attempts, k.wake]
+        args: list[Arg] = [job_id, token, delay_ms, error, 1 if count_attempt else 0]
+        return bool(await self._run(self._lua["retry"], keys, args))
+
+    async def dead(
+        self,
+        k: QueueKeys,
+        job_id: str,
+        token: str,
+        error: bytes,
+        result: bytes,
+        result_ttl_ms: int,
+        max_dead: int,
+        dead_ttl_ms: int,
+    ) -> bool:
+        keys = [
+            k.active,
+            k.dead,
+            k.leases,
+            k.errors,
+            k.jobs,
+            k.attempts,
+            k.state,
+            k.result(job_id),
+            k.done(job_id),
+        ]
+        args: list[Arg] = [job_id, token, error, result, result_ttl_ms, max_dead, dead_ttl_ms]
+        return bool(await self._run(self._lua["dead"], keys, args))
+
+    async def requeue(self, k: QueueKeys, job_id: str, token: str, state: bytes = b"") -> bool:
+        keys = [k.active, k.ready, k.leases, k.attempts, k.state, k.wake]
+        return bool(await self._run(self._lua["requeue"], keys, [job_id, token, state]))
+
+    async def checkpoint(self, k: QueueKeys, job_id: str, token: str, state: bytes) -> bool:
+        keys = [k.leases, k.state]
+        return bool(await self._run(self._lua["checkpoint"], keys, [job_id, token, state]))
+
+    async def extend(
+        self, k: QueueKeys, lease_ms: int, held: Sequence[tuple[str, str]]
+    ) -> list[str]:
+        """held: (id, token). Returns the ids whose lease was lost."""
+        args: list[Arg] = [lease_ms]
+        for job_id, token in held:
+            args += [job_id, token]
+        reply = await self._run(self._lua["extend"], [k.active, k.leases], args)
+        return [_s(x) for x in reply]
+
+    async def revive(self, k: QueueKeys, job_ids: Sequence[str]) -> int:
+        keys = [k.dead, k.ready, k.jobs, k.attempts, k.errors, k.wake]
+        keys += [k.result(j) for j in job_ids]
+        return int(await self._run(self._lua["revive"], keys, list(job_ids)))
+
+    async def status(self, k: QueueKeys, job_id: str) -> StatusReply:
+        keys = [
+            k.result(job_id),
+            k.active,
+            k.scheduled,
+            k.dead,
+            k.jobs,
+            k.attempts,
+            k.errors,
+            k.state,
+        ]
+        where, *rest = await self._run(self._lua["status"], keys, [job_id])
+        return StatusReply(_s(where), *rest)

@@ -1,0 +1,179 @@
+"""Tasks: a registered ``async def`` plus its policy, and typed enqueueing of it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
+
+from .backoff import Backoff
+from .errors import EnqueueError
+from .job import JobSpec
+from .timeunits import Seconds, datetime_to_ms, to_ms, to_seconds
+
+if TYPE_CHECKING:
+    from .context import JobContext
+    from .handle import JobHandle
+    from .worker import Worker
+
+__all__ = ("EnqueueOptions", "Task")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueOptions:
+    """Per-enqueue overrides, kept apart from the task's own arguments."""
+
+    job_id: str | None = None
+    delay_ms: int = 0
+    at_ms: int = 0
+    queue: str | None = None
+    retries: int | None = None
+    timeout_s: float | None = None
+
+
+class Task(Generic[P, R]):
+    """A registered job function.
+
+    Call :meth:`enqueue` with the function's own arguments (minus the context); use
+    :meth:`options` for enqueue options so they never collide with those arguments::
+
+        await send_email.enqueue("a@b.c", subject="hi")
+        await send_email.options(delay=30, job_id="welcome-42").enqueue("a@b.c", subject="hi")
+    """
+
+    def __init__(
+        self,
+        worker: Worker,
+        fn: Callable[Concatenate[JobContext, P], Awaitable[R]],
+        *,
+        name: str,
+        queue: str,
+        retries: int,
+        timeout_s: float | None,
+        backoff: Backoff,
+        interruptible: bool = True,
+        opts: EnqueueOptions | None = None,
+    ) -> None:
+        self.worker = worker
+        self.fn = fn
+        self.name = name
+        self.queue = queue
+        self.retries = retries
+        self.timeout_s = timeout_s
+        self.backoff = backoff
+        self.interruptible = interruptible
+        self.signature = inspect.signature(fn)
+        self._opts = opts or EnqueueOptions()
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.queue}>"
+
+    async def __call__(self, ctx: JobContext, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the function directly (no queue), e.g. from a test."""
+        return await self.fn(ctx, *args, **kwargs)
+
+    def options(
+        self,
+        *,
+        job_id: str | None = None,
+        delay: Seconds | None = None,
+        at: datetime | None = None,
+        queue: str | None = None,
+        retries: int | None = None,
+        timeout: Seconds | None = None,
+    ) -> Task[P, R]:
+        """The same task with enqueue options set.
+
+        :param job_id: a chosen id; enqueueing an id that exists returns the existing job.
+        :param delay: run no earlier than this many seconds from now (Redis time).
+        :param at: run no earlier than this moment.
+        :param queue: enqueue to another queue than the task's own.
+        :param retries: override the task's retries for this job (0 = never retried).
+        :param timeout: override the task's timeout for this job.
+        """
+        if delay is not None and at is not None:
+            raise ValueError("give either delay or at, not both")
+        if retries is not None and retries < 0:
+            raise ValueError("retries must be >= 0")
+        opts = replace(
+            self._opts,
+            job_id=job_id if job_id is not None else self._opts.job_id,
+            delay_ms=to_ms(delay) if delay is not None else self._opts.delay_ms,
+            at_ms=datetime_to_ms(at) if at is not None else self._opts.at_ms,
+            queue=queue if queue is not None else self._opts.queue,
+            retries=retries if retries is not None else self._opts.retries,
+            timeout_s=to_seconds(timeout) if timeout is not None else self._opts.timeout_s,
+        )
+        return Task(
+            self.worker,
+            self.fn,
+            name=self.name,
+            queue=self.queue,
+            retries=self.retries,
+            timeout_s=self.timeout_s,
+            backoff=self.backoff,
+            interruptible=self.interruptible,
+            opts=opts,
+        )
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> JobSpec:
+        """A job spec for :meth:`Worker.enqueue_many` (nothing is sent yet).
+
+        :raises EnqueueError: if the arguments do not fit the function's signature.
+        """
+        try:
+            self.signature.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            raise EnqueueError(f"bad arguments for task {self.name!r}: {exc}") from exc
+        o = self._opts
+        return JobSpec(
+            task=self.name,
+            queue=o.queue or self.queue,
+            args=args,
+            kwargs=kwargs,
+            job_id=o.job_id,
+            delay_ms=o.delay_ms,
+            at_ms=o.at_ms,
+            retries=o.retries,
+            timeout_s=o.timeout_s,
+        )
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Enqueue one job with these arguments.
+
+        :raises EnqueueError: for arguments that do not fit the function's signature.
+        :raises PayloadError: for arguments orjson cannot encode.
+        :raises PayloadTooLarge: for a payload over ``max_payload_bytes``.
+        :raises BrokerUnavailable: if Redis cannot be reached.
+        """
+        (handle,) = await self.worker.client.enqueue([self.call(*args, **kwargs)])
+        return handle
+
+    async def enqueue_in(
+        self, delay: Seconds, /, *args: P.args, **kwargs: P.kwargs
+    ) -> JobHandle[R]:
+        """Enqueue one job to run ``delay`` seconds from now."""
+        return await self.options(delay=delay).enqueue(*args, **kwargs)
+
+    async def enqueue_at(
+        self, when: datetime, /, *args: P.args, **kwargs: P.kwargs
+    ) -> JobHandle[R]:
+        """Enqueue one job to run at ``when``."""
+        return await self.options(at=when).enqueue(*args, **kwargs)
+
+    def max_attempts(self, retries_override: int | None) -> int:
+        retries = self.retries if retries_override is None else retries_override
+        return retries + 1
+
+    def bind_error(self, args: list[Any], kwargs: dict[str, Any]) -> str | None:
+        """Why these stored arguments do not fit the function, or None if they do."""
+        try:
+            self.signature.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            return f"arguments do not match {self.name}{self.signature}: {exc}"
+        return None

@@ -1,0 +1,315 @@
+"""``Worker``: the application object that holds settings, tasks and the producer client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from .backoff import Backoff
+from .broker import Broker, mask_url
+from .client import Client
+from .context import JobContext
+from .errors import ConfigError
+from .handle import JobHandle
+from .job import JobSpec
+from .keys import validate_name
+from .runtime import Runtime
+from .shutdown import drain
+from .task import Task
+from .timeunits import Seconds, to_ms, to_seconds
+
+__all__ = ("Worker", "parse_queue_selection")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+log = logging.getLogger("aioworker.worker")
+
+DEFAULT_URL = "redis://localhost:6379/0"
+
+
+def parse_queue_selection(items: Iterable[str]) -> tuple[list[str], dict[str, int] | None]:
+    """Parse ``["critical:5", "default:1"]`` into names and weights (None if no weight given).
+
+    :raises ConfigError: for a malformed weight.
+    """
+    names: list[str] = []
+    weights: dict[str, int] = {}
+    for item in items:
+        name, sep, weight = item.partition(":")
+        if sep:
+            try:
+                weights[name] = int(weight)
+            except ValueError:
+                raise ConfigError(f"bad queue weight in {item!r}: use name:integer") from None
+            if weights[name] < 1:
+                raise ConfigError(f"queue weight in {item!r} must be at least 1")
+        names.append(validate_name("queue", name))
+    if weights:
+        for name in names:
+            weights.setdefault(name, 1)
+    return names, weights or None
+
+
+class Worker:
+    """Tasks, settings and the Redis connection shared by producers and workers.
+
+    :param redis_url: ``redis://`` or ``rediss://`` URL (``user:password@`` for ACL users);
+        defaults to ``$AIOWORKER_REDIS_URL``, then ``redis://localhost:6379/0``.
+    :param queues: queue name -> how many of its jobs run at once in one process.
+    :param concurrency: optional cap on running jobs over all queues of a process.
+    :param prefix: key prefix, to keep several applications apart on one Redis.
+    :param cluster: force the cluster client (True) or a single node (False);
+        None asks the server.
+    :param lease_timeout: seconds after the last heartbeat before a job is taken to be
+        lost and recovered by another worker.
+    :param result_ttl: how long results (and failures) are kept.
+    :param dead_max: most dead-lettered jobs kept per queue.
+    :param dead_ttl: how long dead-lettered jobs are kept.
+    :param max_payload_bytes: the largest encoded argument payload accepted at enqueue.
+    :param shutdown_grace: seconds running jobs may go on after SIGTERM.
+    :param cancel_grace: seconds a cancelled job has to save a checkpoint.
+    :param retries: default retries of tasks; :param timeout: default task timeout.
+    :param backoff: default retry backoff.
+    :param redis_options: passed to redis-py (e.g. ``ssl_ca_certs``).
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        queues: Mapping[str, int] | None = None,
+        concurrency: int | None = None,
+        prefix: str = "aioworker",
+        cluster: bool | None = None,
+        lease_timeout: Seconds = 10.0,
+        result_ttl: Seconds = timedelta(days=1),
+        dead_max: int = 10_000,
+        dead_ttl: Seconds = timedelta(days=7),
+        max_payload_bytes: int = 512 * 1024,
+        shutdown_grace: Seconds = 25.0,
+        cancel_grace: Seconds = 3.0,
+        retries: int = 3,
+        timeout: Seconds | None = None,
+        backoff: Backoff | None = None,
+        redis_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.redis_url = redis_url or os.environ.get("AIOWORKER_REDIS_URL") or DEFAULT_URL
+        self.queues: dict[str, int] = dict(queues or {"default": 100})
+        for name, n in self.queues.items():
+            validate_name("queue", name)
+            if n < 1:
+                raise ConfigError(f"queue {name!r}: concurrency must be at least 1")
+        self.concurrency = concurrency
+        self.prefix = validate_name("prefix", prefix)
+        self.cluster = cluster
+        self.lease_timeout_s = to_seconds(lease_timeout)
+        if self.lease_timeout_s < 1:
+            raise ConfigError("lease_timeout must be at least 1 second")
+        self.heartbeat_s = self.lease_timeout_s / 4
+        self.result_ttl_ms = to_ms(result_ttl)
+        self.dead_max = dead_max
+        self.dead_ttl_ms = to_ms(dead_ttl)
+        self.max_payload_bytes = max_payload_bytes
+        self.shutdown_grace_s = to_seconds(shutdown_grace)
+        self.cancel_grace_s = to_seconds(cancel_grace)
+        self.default_retries = retries
+        self.default_timeout_s = None if timeout is None else to_seconds(timeout)
+        self.default_backoff = backoff or Backoff()
+        self.redis_options = dict(redis_options or {})
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._client: Client | None = None
+
+    # -- configuration ---------------------------------------------------------------
+
+    @property
+    def safe_url(self) -> str:
+        return mask_url(self.redis_url)
+
+    @property
+    def client(self) -> Client:
+        """The producer client (connects lazily on first use)."""
+        if self._client is None:
+            broker = Broker(self.redis_url, cluster=self.cluster, **self.redis_options)
+            self._client = Client(broker, self.prefix, self.max_payload_bytes)
+        return self._client
+
+    def configure(self, *, redis_url: str | None = None) -> None:
+        """Change the Redis URL before anything connected (used by the CLI)."""
+        if redis_url is not None and redis_url != self.redis_url:
+            if self._client is not None:
+                raise ConfigError("configure() must be called before the worker connects")
+            self.redis_url = redis_url
+
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        retries: int | None = None,
+        timeout: Seconds | None = None,
+        backoff: Backoff | None = None,
+        interruptible: bool = True,
+    ) -> Callable[[Callable[Concatenate[JobContext, P], Awaitable[R]]], Task[P, R]]:
+        """Register an ``async def fn(ctx, ...)`` as a task.
+
+        :param name: the name jobs are enqueued under (default ``module.function``).
+        :param queue: the queue its jobs go to unless overridden at enqueue.
+        :param retries: automatic retries after a failure (0 = never retried).
+        :param timeout: seconds before a run is cancelled and counted as failed.
+        :param backoff: delays between retries.
+        :param interruptible: False to let running jobs of this task finish during the
+            whole shutdown budget (they are still cancelled when it runs out).
+        """
+        if retries is not None and retries < 0:
+            raise ConfigError("retries must be >= 0")
+
+        def register(fn: Callable[Concatenate[JobContext, P], Awaitable[R]]) -> Task[P, R]:
+            if not asyncio.iscoroutinefunction(fn):
+                raise ConfigError(f"task {fn!r} must be an async def function")
+            task_name = name or f"{fn.__module__}.{fn.__qualname__}"
+            if task_name in self.tasks:
+                raise ConfigError(f"a task named {task_name!r} is already registered")
+            validate_name("queue", queue)
+            t: Task[P, R] = Task(
+                self,
+                fn,
+                name=task_name,
+                queue=queue,
+                retries=self.default_retries if retries is None else retries,
+                timeout_s=self.default_timeout_s if timeout is None else to_seconds(timeout),
+                backoff=backoff or self.default_backoff,
+                interruptible=interruptible,
+            )
+            self.tasks[task_name] = t
+            return t
+
+        return register
+
+    # -- producer --------------------------------------------------------------------
+
+    async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[JobHandle[Any]]:
+        """Enqueue many jobs in one round trip per queue (build specs with ``Task.call``)."""
+        return await self.client.enqueue(specs)
+
+    async def enqueue(
+        self, task: str, *args: Any, queue: str | None = None, **kwargs: Any
+    ) -> JobHandle[Any]:
+        """Enqueue a job by task name (for tools and untyped callers).
+
+        :raises UnknownTaskError: if no such task is registered here.
+        """
+        from .errors import UnknownTaskError
+
+        t = self.tasks.get(task)
+        if t is None:
+            raise UnknownTaskError(
+                f"no task named {task!r} (known: {', '.join(sorted(self.tasks))})"
+            )
+        if queue is not None:
+            t = t.options(queue=queue)
+        return await t.enqueue(*args, **kwargs)
+
+    def job(self, job_id: str, queue: str = "default") -> JobHandle[Any]:
+        """A handle to an existing job by id."""
+        return self.client.job(job_id, queue)
+
+    async def close(self) -> None:
+        """Close the Redis connection."""
+        if self._client is not None:
+            await self._client.broker.close()
+
+    async def __aenter__(self) -> Worker:
+        await self.client.broker.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- running ---------------------------------------------------------------------
+
+    async def run(
+        self,
+        queues: Sequence[str] | None = None,
+        *,
+        concurrency: int | None = None,
+        burst: bool = False,
+        handle_signals: bool = True,
+    ) -> dict[str, int]:
+        """Run jobs until SIGTERM/SIGINT (or, with ``burst``, until the queues are drained).
+
+        :param queues: queue names to serve, optionally ``name:weight``; default all
+            configured queues.  Unknown names get the concurrency of ``concurrency`` or 100.
+        :param concurrency: process-wide cap (overrides the constructor's).
+        :param burst: leave when the queues have no ready or scheduled jobs and nothing runs.
+        :param handle_signals: install SIGTERM/SIGINT handlers for the run.
+        :returns: counts of jobs by outcome.
+        :raises BrokerUnavailable: if Redis cannot be reached at start.
+        """
+        names, weights = parse_queue_selection(queues or list(self.queues))
+        total = concurrency if concurrency is not None else self.concurrency
+        limits = {q: self.queues.get(q, total or 100) for q in names}
+        if total is not None and total < 1:
+            raise ConfigError("concurrency must be at least 1")
+        runtime = Runtime(self, limits, total=total, weights=weights, burst=burst)
+        force = asyncio.Event()
+        reason = ["burst: queues drained"]
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+
+        def on_signal(signum: int) -> None:
+            name = signal.Signals(signum).name
+            if runtime.stopped.is_set():
+                log.warning("%s again: skipping the rest of the grace period", name)
+                force.set()
+            else:
+                reason[0] = f"received {name}"
+                runtime.stopped.set()
+
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, on_signal, sig)
+                    installed.append(sig)
+        try:
+            await runtime.start()
+            await runtime.stopped.wait()
+            await drain(
+                runtime,
+                grace_s=self.shutdown_grace_s,
+                cancel_grace_s=self.cancel_grace_s,
+                force=force,
+                reason=reason[0],
+            )
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+        return dict(runtime.stats)
+
+    def run_sync(self, **kwargs: Any) -> dict[str, int]:
+        """Run the worker in a new event loop (uvloop when installed)."""
+        try:
+            import uvloop
+
+            runner: Callable[..., dict[str, int]] = uvloop.run
+        except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+            runner = asyncio.run
+        return runner(self._run_and_close(**kwargs))
+
+    async def _run_and_close(self, **kwargs: Any) -> dict[str, int]:
+        try:
+            return await self.run(**kwargs)
+        finally:
+            await self.close()
