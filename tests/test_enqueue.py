@@ -1,0 +1,356 @@
+"""Enqueueing jobs and reading them back: handles, options, bulk, idempotency, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any, assert_type
+
+import pytest
+import redis.asyncio
+
+from aioworker import (
+    Backoff,
+    EnqueueError,
+    JobContext,
+    JobHandle,
+    JobNotFound,
+    JobStatus,
+    PayloadError,
+    PayloadTooLarge,
+    ResultTimeout,
+    UnknownTaskError,
+    Worker,
+)
+from aioworker.keys import QueueKeys
+
+MakeWorker = Callable[..., Worker]
+
+
+@pytest.fixture
+async def make_worker(redis_url: str, prefix: str) -> AsyncIterator[MakeWorker]:
+    """Workers on this test's prefix with short leases and backoffs; closed at teardown."""
+    made: list[Worker] = []
+
+    def make(**kwargs: Any) -> Worker:
+        kwargs.setdefault("prefix", prefix)
+        kwargs.setdefault("lease_timeout", 2)
+        kwargs.setdefault("backoff", Backoff(base_s=0.05, jitter=False))
+        w = Worker(redis_url, **kwargs)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        await w.close()
+
+
+async def burst(worker: Worker, **kwargs: Any) -> dict[str, int]:
+    """Run the worker until its queues are drained (bounded, so a hang fails fast)."""
+    return await asyncio.wait_for(worker.run(burst=True, handle_signals=False, **kwargs), 20)
+
+
+async def test_enqueue_runs_the_job_and_returns_its_result(make_worker: MakeWorker) -> None:
+    w = make_worker()
+
+    @w.task()
+    async def add(ctx: JobContext, a: int, b: int) -> int:
+        return a + b
+
+    job = await add.enqueue(2, b=3)
+    assert job.created is True
+    assert job.queue == "default"
+    assert await job.status() is JobStatus.QUEUED
+    queued = await job.info()
+    assert queued.task == add.name
+    assert queued.args == [2]
+    assert queued.kwargs == {"b": 3}
+    assert queued.enqueued_at is not None
+    assert queued.finished_at is None
+
+    stats = await burst(w)
+
+    assert stats["complete"] == 1
+    assert stats["retry"] == stats["dead"] == 0
+    assert await job.result(timeout=5) == 5
+    info = await job.info()
+    assert info.status is JobStatus.COMPLETE
+    assert info.result == 5
+    assert info.attempts == 1
+    assert info.error is None
+    assert info.finished_at is not None
+    assert queued.enqueued_at <= info.finished_at
+    assert await w.client.counts("default") == {"ready": 0, "scheduled": 0, "active": 0, "dead": 0}
+
+
+async def test_handle_is_typed_by_the_task_return_type(make_worker: MakeWorker) -> None:
+    w = make_worker()
+
+    @w.task()
+    async def greet(ctx: JobContext, name: str) -> str:
+        return f"hello {name}"
+
+    job = await greet.enqueue("ada")
+    assert_type(job, JobHandle[str])
+    await burst(w)
+    value = await job.result(timeout=5)
+    assert_type(value, str)
+    assert value == "hello ada"
+
+
+async def test_status_goes_queued_running_complete(make_worker: MakeWorker) -> None:
+    w = make_worker()
+    started = asyncio.Event()
+    release = asyncio.Event()
+    seen: list[JobStatus] = []
+
+    @w.task()
+    async def hold(ctx: JobContext) -> str:
+        started.set()
+        await release.wait()
+        return "done"
+
+    job = await hold.enqueue()
+    seen.append(await job.status())
+    run = asyncio.create_task(burst(w))
+    await asyncio.wait_for(started.wait(), 5)
+    seen.append(await job.status())
+    assert (await job.info()).attempts == 1
+    release.set()
+    assert await job.result(timeout=5) == "done"
+    seen.append(await job.status())
+    await run
+    assert seen == [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPLETE]
+
+
+async def test_enqueue_options_do_not_collide_with_task_arguments(
+    make_worker: MakeWorker,
+) -> None:
+    w = make_worker(queues={"default": 10, "other": 10})
+
+    @w.task()
+    async def echo(
+        ctx: JobContext,
+        delay: int,
+        queue: str,
+        job_id: str,
+        retries: int,
+        timeout: float,  # noqa: ASYNC109 - a task argument named like an enqueue option
+    ) -> dict[str, Any]:
+        return {
+            "delay": delay,
+            "queue": queue,
+            "job_id": job_id,
+            "retries": retries,
+            "timeout": timeout,
+            "ctx_queue": ctx.queue,
+            "ctx_job_id": ctx.job_id,
+        }
+
+    plain = await echo.enqueue(delay=3600, queue="q-arg", job_id="id-arg", retries=7, timeout=9.5)
+    # the arguments are the function's: no delay, the task's queue, a generated id
+    assert plain.queue == "default"
+    assert plain.id != "id-arg"
+    assert await plain.status() is JobStatus.QUEUED
+
+    chosen = await echo.options(job_id="chosen-1", queue="other").enqueue(
+        delay=5, queue="q-arg", job_id="id-arg", retries=1, timeout=0.5
+    )
+    assert chosen.id == "chosen-1"
+    assert chosen.queue == "other"
+    assert await chosen.status() is JobStatus.QUEUED
+
+    await burst(w)
+
+    assert await plain.result(timeout=5) == {
+        "delay": 3600,
+        "queue": "q-arg",
+        "job_id": "id-arg",
+        "retries": 7,
+        "timeout": 9.5,
+        "ctx_queue": "default",
+        "ctx_job_id": plain.id,
+    }
+    assert await chosen.result(timeout=5) == {
+        "delay": 5,
+        "queue": "q-arg",
+        "job_id": "id-arg",
+        "retries": 1,
+        "timeout": 0.5,
+        "ctx_queue": "other",
+        "ctx_job_id": "chosen-1",
+    }
+
+
+async def test_enqueue_many_across_queues_returns_handles_in_order_and_runs_each_once(
+    make_worker: MakeWorker,
+) -> None:
+    queues = ("alpha", "beta", "gamma")
+    w = make_worker(queues=dict.fromkeys(queues, 20))
+    runs: Counter[int] = Counter()
+
+    @w.task()
+    async def square(ctx: JobContext, n: int) -> list[Any]:
+        runs[n] += 1
+        return [n * n, ctx.queue]
+
+    specs = [square.options(queue=queues[n % 3]).call(n) for n in range(60)]
+    handles = await w.enqueue_many(specs)
+
+    assert len(handles) == 60
+    assert [h.queue for h in handles] == [queues[n % 3] for n in range(60)]
+    assert all(h.created for h in handles)
+    assert len({h.id for h in handles}) == 60
+    for q in queues:
+        assert (await w.client.counts(q))["ready"] == 20
+
+    stats = await burst(w)
+
+    assert stats["complete"] == 60
+    assert runs == Counter(range(60))
+    for n, h in enumerate(handles):
+        assert await h.result(timeout=5) == [n * n, queues[n % 3]]
+
+
+async def test_same_job_id_is_enqueued_once_and_runs_once(make_worker: MakeWorker) -> None:
+    w = make_worker()
+    calls: list[str] = []
+
+    @w.task()
+    async def charge(ctx: JobContext, order: str) -> str:
+        calls.append(order)
+        return f"charged {order}"
+
+    first = await charge.options(job_id="order-7").enqueue("first")
+    again = await charge.options(job_id="order-7").enqueue("second")
+    assert first.created is True
+    assert again.created is False
+    assert again.id == first.id == "order-7"
+    assert (await w.client.counts("default"))["ready"] == 1
+
+    # the same id within one bulk call is created once too
+    bulk = await w.enqueue_many(
+        [charge.options(job_id="order-8").call("a"), charge.options(job_id="order-8").call("b")]
+    )
+    assert [h.created for h in bulk] == [True, False]
+
+    await burst(w)
+    assert sorted(calls) == ["a", "first"]
+    assert await first.result(timeout=5) == "charged first"
+
+    # once it has a result, the id is still taken and nothing runs again
+    late = await charge.options(job_id="order-7").enqueue("late")
+    assert late.created is False
+    await burst(w)
+    assert sorted(calls) == ["a", "first"]
+    assert await late.result(timeout=5) == "charged first"
+
+
+async def test_unencodable_arguments_raise_payload_error_and_enqueue_nothing(
+    make_worker: MakeWorker,
+) -> None:
+    w = make_worker()
+
+    @w.task()
+    async def store(ctx: JobContext, value: Any) -> None:
+        return None
+
+    with pytest.raises(PayloadError) as caught:
+        await store.enqueue(object())
+    assert isinstance(caught.value, EnqueueError)
+    assert isinstance(caught.value, TypeError)
+    assert store.name in str(caught.value)
+
+    # one bad job in a bulk call: none of the batch is enqueued
+    with pytest.raises(PayloadError):
+        await w.enqueue_many([store.call(1), store.call({1, 2}), store.call(3)])
+    assert await w.client.counts("default") == {"ready": 0, "scheduled": 0, "active": 0, "dead": 0}
+
+
+async def test_oversize_payload_raises_payload_too_large(make_worker: MakeWorker) -> None:
+    w = make_worker(max_payload_bytes=1024)
+
+    @w.task()
+    async def store(ctx: JobContext, blob: str) -> int:
+        return len(blob)
+
+    with pytest.raises(PayloadTooLarge, match="max_payload_bytes=1024"):
+        await store.enqueue("x" * 2000)
+    assert (await w.client.counts("default"))["ready"] == 0
+
+    fits = await store.enqueue("x" * 900)
+    await burst(w)
+    assert await fits.result(timeout=5) == 900
+
+
+async def test_arguments_that_do_not_fit_raise_enqueue_error(make_worker: MakeWorker) -> None:
+    w = make_worker()
+
+    @w.task()
+    async def add(ctx: JobContext, a: int, b: int) -> int:
+        return a + b
+
+    with pytest.raises(EnqueueError, match="bad arguments"):
+        await add.enqueue(1)  # type: ignore[call-arg]
+    with pytest.raises(EnqueueError, match="bad arguments"):
+        await add.enqueue(1, 2, c=3)  # type: ignore[call-arg]
+    with pytest.raises(EnqueueError, match="bad arguments"):
+        await add.enqueue(1, 2, 3)  # type: ignore[call-arg]
+    with pytest.raises(EnqueueError, match="bad arguments"):
+        add.call(1, a=1)  # type: ignore[call-arg, misc]
+    with pytest.raises(UnknownTaskError, match="no task named 'nope'"):
+        await w.enqueue("nope", 1)
+    assert (await w.client.counts("default"))["ready"] == 0
+
+    by_name = await w.enqueue(add.name, 4, 5)
+    await burst(w)
+    assert await by_name.result(timeout=5) == 9
+
+
+async def test_result_times_out_for_a_job_nobody_runs(make_worker: MakeWorker) -> None:
+    w = make_worker()
+
+    @w.task(queue="unserved")
+    async def noop(ctx: JobContext) -> None:
+        return None
+
+    job = await noop.enqueue()
+    started = time.monotonic()
+    with pytest.raises(ResultTimeout):
+        await job.result(timeout=0.4)
+    waited = time.monotonic() - started
+    assert 0.35 <= waited < 3.0
+    assert await job.status() is JobStatus.QUEUED
+
+
+async def test_unknown_job_id_is_not_found(make_worker: MakeWorker) -> None:
+    w = make_worker()
+    job = w.job("never-enqueued")
+    assert await job.status() is JobStatus.NOT_FOUND
+    started = time.monotonic()
+    with pytest.raises(JobNotFound, match="never-enqueued"):
+        await job.result(timeout=5)
+    assert time.monotonic() - started < 2.0
+
+
+async def test_status_reads_the_job_written_by_another_producer(
+    make_worker: MakeWorker, redis_url: str, prefix: str
+) -> None:
+    producer = make_worker()
+    consumer = make_worker()
+
+    @producer.task(name="report")
+    async def report_p(ctx: JobContext, n: int) -> int:
+        raise AssertionError("the producer never runs jobs")
+
+    @consumer.task(name="report")
+    async def report_c(ctx: JobContext, n: int) -> int:
+        return n + 1
+
+    job = await report_p.enqueue(41)
+    async with redis.asyncio.Redis.from_url(redis_url) as r:
+        assert await r.hexists(QueueKeys(prefix, "default").jobs, job.id)
+    await burst(consumer)
+    assert await producer.job(job.id).result(timeout=5) == 42
