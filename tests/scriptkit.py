@@ -88,6 +88,11 @@ class Kit:
         raw = await self.r.hgetall(key)
         return {text(field): raw_bytes(value) for field, value in raw.items()}
 
+    async def get(self, key: str) -> bytes:
+        """A string key's value, ``b""`` when it does not exist."""
+        value = await self.r.get(key)
+        return b"" if value is None else raw_bytes(value)
+
     async def wake_tokens(self) -> int:
         return int(await self.r.llen(self.k.wake))
 
