@@ -135,7 +135,8 @@ async def drain(
         "stuck": stuck,
         "requeued": runtime.stats["requeue"] + stuck,
     }
-    log.warning(
+    log.log(
+        logging.WARNING if interrupted or stuck else logging.INFO,
         "shutdown complete in %.1f s: %d job(s) were running, %d finished, %d interrupted "
         "and requeued, %d ignored cancellation; totals this run: %d complete, %d retried, "
         "%d dead",
