@@ -88,7 +88,12 @@ class Broker:
         return self._client
 
     async def _open(self) -> Client:
-        opts: dict[str, Any] = {"socket_connect_timeout": 5.0, "health_check_interval": 15}
+        # redis-py's default socket timeout (5 s) would cut off blocking waits of up to 5 s
+        opts: dict[str, Any] = {
+            "socket_connect_timeout": 5.0,
+            "socket_timeout": 15.0,
+            "health_check_interval": 15,
+        }
         opts.update(self._options)
         try:
             cluster = self._cluster

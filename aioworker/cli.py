@@ -38,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=int, default=None, help="process-wide cap on jobs")
     run.add_argument("--burst", action="store_true", help="exit when the queues are drained")
     run.add_argument("--shutdown-grace", type=float, default=None, help="seconds (default 25)")
+    run.add_argument(
+        "--health-port",
+        type=int,
+        default=int(os.environ["AIOWORKER_HEALTH_PORT"])
+        if os.environ.get("AIOWORKER_HEALTH_PORT")
+        else None,
+        help="serve /livez and /readyz on this port (default $AIOWORKER_HEALTH_PORT)",
+    )
     run.add_argument("--log-level", default=os.environ.get("AIOWORKER_LOG_LEVEL", "INFO"))
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     return p
@@ -58,6 +66,8 @@ def _run(args: argparse.Namespace) -> int:
         url = args.redis_url or os.environ.get("AIOWORKER_REDIS_URL")
         if url:
             worker.configure(redis_url=url)
+        if args.health_port is not None:
+            worker.health_port = args.health_port
         if args.shutdown_grace is not None:
             worker.shutdown_grace_s = args.shutdown_grace
         if args.concurrency is not None and args.concurrency < 1:

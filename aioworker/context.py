@@ -1,13 +1,17 @@
 """What a running job sees of itself: ``JobContext``.
 
-Checkpoints are stored as one JSON object ``{"u": <user state>, "s": {<step>: <value>}}``,
-fenced by the job's lease: a worker that lost the lease cannot overwrite the state.
+Checkpoints are stored as one JSON object
+``{"u": <user state>, "s": {<step>: <value>}, "c": {<iteration>: <cursor>}}``, fenced by
+the job's lease: a worker that lost the lease cannot overwrite the state.  Progress that
+was made but not yet saved (an iteration's cursor between two checkpoints) is written
+when the job is interrupted by a shutdown, together with the requeue.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -21,6 +25,7 @@ __all__ = ("JobContext", "LeaseLost")
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 Saver = Callable[[bytes], Awaitable[bool]]
 
@@ -29,14 +34,14 @@ class LeaseLost(Exception):
     """This worker no longer holds the job's lease: another worker may be running it."""
 
 
-def decode_state(raw: bytes) -> tuple[Any, dict[str, Any]]:
-    """Split a stored checkpoint into (user state, completed steps)."""
+def decode_state(raw: bytes) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Split a stored checkpoint into (user state, completed steps, iteration cursors)."""
     if not raw:
-        return None, {}
+        return None, {}, {}
     data = loads(raw)
     if isinstance(data, dict) and "s" in data:
-        return data.get("u"), dict(data["s"])
-    return data, {}
+        return data.get("u"), dict(data["s"]), dict(data.get("c") or {})
+    return data, {}, {}
 
 
 class JobContext:
@@ -53,16 +58,20 @@ class JobContext:
     """
 
     __slots__ = (
+        "_cursors",
         "_saver",
         "_state",
         "_steps",
         "attempt",
+        "checkpoints",
         "enqueued_at",
+        "items_done",
         "job_id",
         "max_attempts",
         "queue",
         "shutting_down",
         "task",
+        "unsaved",
         "worker",
     )
 
@@ -87,9 +96,12 @@ class JobContext:
         self.attempt = attempt
         self.max_attempts = max_attempts
         self.enqueued_at: datetime = ms_to_datetime(enqueued_ms)
-        self._state, self._steps = decode_state(state)
+        self._state, self._steps, self._cursors = decode_state(state)
         self._saver = saver
         self.shutting_down = shutting_down
+        self.checkpoints = 0  # saved in this run
+        self.items_done = 0  # items handed out by iterate() in this run
+        self.unsaved = False  # progress made since the last checkpoint
 
     @property
     def state(self) -> Any:
@@ -99,10 +111,28 @@ class JobContext:
     @property
     def is_resumption(self) -> bool:
         """True when an earlier run of this job left a checkpoint or completed steps."""
-        return self._state is not None or bool(self._steps)
+        return self._state is not None or bool(self._steps) or bool(self._cursors)
 
     def encoded_state(self) -> bytes:
-        return dumps({"u": self._state, "s": self._steps})
+        return dumps({"u": self._state, "s": self._steps, "c": self._cursors})
+
+    def progress(self) -> str:
+        """How far this run got, for log lines."""
+        parts = [f"{self.checkpoints} checkpoint(s) saved"]
+        if self.items_done:
+            parts.append(f"{self.items_done} item(s) iterated")
+        if self._cursors:
+            parts.append("cursor " + ", ".join(f"{k}={v!r}"[:80] for k, v in self._cursors.items()))
+        if self._steps:
+            parts.append(f"{len(self._steps)} step(s) done")
+        return "; ".join(parts)
+
+    async def _save(self, blob: bytes | None = None) -> bool:
+        ok = await self._saver(self.encoded_state() if blob is None else blob)
+        if ok:
+            self.checkpoints += 1
+            self.unsaved = False
+        return ok
 
     async def checkpoint(self, state: Any) -> None:
         """Save ``state`` (anything orjson encodes) so a later run resumes from it.
@@ -117,7 +147,7 @@ class JobContext:
         except TypeError:
             self._state = previous
             raise
-        if not await self._saver(blob):
+        if not await self._save(blob):
             raise LeaseLost(f"job {self.job_id}: lease lost, checkpoint not saved")
 
     def step_done(self, name: str) -> bool:
@@ -140,6 +170,56 @@ class JobContext:
             return value
         value = await fn(*args, **kwargs)
         self._steps[name] = value
-        if not await self._saver(self.encoded_state()):
+        if not await self._save():
             raise LeaseLost(f"job {self.job_id}: lease lost, step {name!r} not recorded")
         return value
+
+    def cursor(self, name: str = "default") -> Any:
+        """The saved cursor of iteration ``name`` (None before the first checkpoint)."""
+        return self._cursors.get(name)
+
+    async def iterate(
+        self,
+        source: Callable[[Any], AsyncIterable[T]],
+        *,
+        key: Callable[[T], Any],
+        name: str = "default",
+        every: int = 100,
+        every_s: float = 5.0,
+    ) -> AsyncIterator[T]:
+        """Iterate a large collection so that an interrupted job resumes where it stopped.
+
+        ``source(cursor)`` must yield the items *after* ``cursor`` (all items when the
+        cursor is None); ``key(item)`` gives an item's cursor (JSON-encodable).  After the
+        body of the loop has handled an item, its cursor becomes the iteration's
+        position; the position is checkpointed every ``every`` items or ``every_s``
+        seconds, at the end, and when a shutdown interrupts the job.  A re-run (after a
+        deploy or a crash) starts from the last saved position::
+
+            async for row in ctx.iterate(lambda after: db.rows(after=after), key=lambda r: r.id):
+                await handle(row)
+
+        :raises LeaseLost: if a checkpoint cannot be saved because the lease was lost.
+        """
+        if every < 1 or every_s <= 0:
+            raise ValueError("every must be >= 1 and every_s > 0")
+        since, last_save = 0, time.monotonic()
+        pending: T | None = None
+        has_pending = False
+        async for item in source(self._cursors.get(name)):
+            if has_pending:
+                self._cursors[name] = key(pending)  # type: ignore[arg-type]
+                self.unsaved = True
+                since += 1
+                if since >= every or time.monotonic() - last_save >= every_s:
+                    if not await self._save():
+                        raise LeaseLost(f"job {self.job_id}: lease lost, cursor not saved")
+                    since, last_save = 0, time.monotonic()
+            pending, has_pending = item, True
+            self.items_done += 1
+            yield item
+        if has_pending:
+            self._cursors[name] = key(pending)  # type: ignore[arg-type]
+            self.unsaved = True
+            if not await self._save():
+                raise LeaseLost(f"job {self.job_id}: lease lost, cursor not saved")

@@ -91,18 +91,22 @@ async def execute(
         rather than an error.
     """
     started = time.monotonic()
+    limit: asyncio.Timeout | None = None
     try:
         if timeout_s is None:
             value = await task.fn(ctx, *args, **kwargs)
         else:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(timeout_s) as limit:
                 value = await task.fn(ctx, *args, **kwargs)
     except asyncio.CancelledError:
         if not shutting_down.is_set():
             raise
         return Outcome("requeue", duration_s=time.monotonic() - started)
     except TimeoutError as exc:
-        err = error_info(exc, f"timed out after {timeout_s} s", kind="Timeout")
+        if limit is not None and limit.expired():
+            err = error_info(exc, f"timed out after {timeout_s} s", kind="Timeout")
+        else:  # the job's own TimeoutError (e.g. from a client library): keep its type
+            err = error_info(exc)
         out = _failure(task, attempt, max_attempts, exc, err)
     except Retry as exc:
         out = _failure(task, attempt, max_attempts, exc, error_info(exc, kind="Retry"))

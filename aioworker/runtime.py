@@ -34,6 +34,7 @@ from .broker import TRANSIENT_ERRORS
 from .capacity import Capacity
 from .context import JobContext
 from .executor import Outcome, error_info, execute
+from .hooks import BusyTracker
 from .keys import QueueKeys
 from .payload import DecodeError, decode_record, dumps
 from .scripts import FetchedJob
@@ -51,6 +52,22 @@ MAX_FETCH = 200  # most jobs leased by one fetch call
 IDLE_WAIT_S = 1.0  # longest block on the wake list: bounds crash-recovery detection
 
 
+def describe(run: Running) -> str:
+    """A job and how far it got, for shutdown log lines."""
+    progress = run.ctx.progress() if run.ctx is not None else "not started"
+    return (
+        f"job {run.job_id} {run.task_name} (queue {run.queue}, attempt {run.attempt}, "
+        f"ran {time.monotonic() - run.started:.1f} s, {progress})"
+    )
+
+
+def unsaved_state(run: Running) -> bytes:
+    """The job's checkpoint if it made progress since its last save, else b"" (keep)."""
+    if run.ctx is not None and run.ctx.unsaved:
+        return run.ctx.encoded_state()
+    return b""
+
+
 @dataclass(slots=True, eq=False)
 class Running:
     """A job this worker is running."""
@@ -64,7 +81,7 @@ class Running:
     ctx: JobContext | None = None
     task: asyncio.Task[None] | None = None
     executing: bool = True
-    checkpointed: bool = False
+    protected: bool = False
     lease_lost: bool = False
     outcome: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -110,6 +127,7 @@ class Runtime:
         self._pending: dict[str, tuple[int, float]] = {}
         self._idle_since = time.monotonic()
         self.stats = {"complete": 0, "retry": 0, "dead": 0, "requeue": 0, "lost": 0}
+        self.busy = BusyTracker(worker.on_busy, worker.on_idle)
         self._ackers = {
             q: Acker(functools.partial(self._write_complete, self.keys[q]), self.durable)
             for q in self.queues
@@ -123,6 +141,7 @@ class Runtime:
         for q in self.queues:
             self._fetchers[q] = asyncio.create_task(self._fetch_loop(q), name=f"fetch:{q}")
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        self.busy.start()
         log.info(
             "worker %s serving %s (lease %.1f s, heartbeat %.1f s)",
             self.worker_id,
@@ -232,6 +251,8 @@ class Runtime:
         except Exception:
             log.exception("job %s: internal error while handling its outcome", run.job_id)
         finally:
+            if run.protected:
+                self.busy.job_finished()
             self.running.pop(run.job_id, None)
             self.capacity.release(run.queue, 1)
             if not self.running:
@@ -277,6 +298,9 @@ class Runtime:
             shutting_down=self.shutting_down,
         )
         run.ctx = ctx
+        if self.worker.protect == "any" or not task.interruptible:
+            run.protected = True
+            self.busy.job_started()
         timeout = body.get("o", task.timeout_s)
         if joblog.isEnabledFor(logging.DEBUG):
             joblog.debug("job %s %s started (attempt %d)", run.job_id, task.name, run.attempt)
@@ -297,8 +321,6 @@ class Runtime:
             f"checkpoint job {run.job_id}",
             lambda: self.scripts.checkpoint(k, run.job_id, run.token, blob),
         )
-        if ok:
-            run.checkpointed = True
         return bool(ok)
 
     async def _write_outcome(
@@ -350,10 +372,17 @@ class Runtime:
                 extra=self._extra(run, "dead", error.get("type")),
             )
         else:  # requeue: interrupted by shutdown
-            state = run.ctx.encoded_state() if run.ctx is not None and run.checkpointed else b""
+            state = unsaved_state(run)
             ok = await self.durable(
                 f"requeue job {job}", lambda: self.scripts.requeue(k, job, run.token, state)
             )
+            if ok:
+                joblog.warning(
+                    "interrupted %s; requeued at the front of %s without using an attempt",
+                    describe(run),
+                    run.queue,
+                    extra=self._extra(run, "interrupted"),
+                )
         if ok is False:
             self.stats["lost"] += 1
             joblog.warning(
@@ -415,6 +444,22 @@ class Runtime:
                         job_id,
                         run_lost.task_name,
                     )
+
+    # -- probes ----------------------------------------------------------------------
+
+    def liveness(self) -> str | None:
+        """None while alive, else why not (the heartbeat task died)."""
+        if self._heartbeat is None or self._heartbeat.done():
+            return "heartbeat stopped"
+        return None
+
+    def readiness(self) -> str | None:
+        """None while fetching jobs, else why not (draining, or Redis unavailable)."""
+        if self.stopping or self.stopped.is_set():
+            return "draining"
+        if self._down_since is not None:
+            return "redis unavailable"
+        return None
 
     # -- Redis outages ---------------------------------------------------------------
 

@@ -25,8 +25,10 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from .runtime import describe, unsaved_state
+
 if TYPE_CHECKING:
-    from .runtime import Running, Runtime
+    from .runtime import Runtime
 
 __all__ = ("drain",)
 
@@ -46,14 +48,6 @@ async def _wait_idle(runtime: Runtime, timeout_s: float, force: asyncio.Event) -
         waiter = asyncio.ensure_future(force.wait())
         await asyncio.wait([*tasks, waiter], timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
-
-
-def _describe(run: Running) -> str:
-    return (
-        f"job {run.job_id} {run.task_name} (queue {run.queue}, attempt {run.attempt}, "
-        f"ran {time.monotonic() - run.started:.1f} s, "
-        f"checkpoint {'saved' if run.checkpointed else 'none'})"
-    )
 
 
 async def drain(
@@ -93,14 +87,8 @@ async def drain(
                     log.error(
                         "%s is marked non-interruptible but the shutdown budget ran out; "
                         "cancelling it now",
-                        _describe(run),
+                        describe(run),
                     )
-                log.warning(
-                    "interrupting %s: still running after the grace period; requeueing it "
-                    "at the front of %s without using an attempt",
-                    _describe(run),
-                    run.queue,
-                )
                 interrupted += 1
                 run.task.cancel()
         await _wait_idle(runtime, cancel_grace, asyncio.Event())
@@ -110,7 +98,7 @@ async def drain(
         if not run.executing:
             continue  # its outcome is being written; Durable gives up at the deadline
         stuck += 1
-        state = run.ctx.encoded_state() if run.ctx is not None and run.checkpointed else b""
+        state = unsaved_state(run)
         k = runtime.keys[run.queue]
         ok = await runtime.durable(
             f"requeue job {run.job_id}",
@@ -118,7 +106,7 @@ async def drain(
         )
         log.error(
             "%s ignored cancellation; %s",
-            _describe(run),
+            describe(run),
             "requeued at the front of its queue with its last checkpoint"
             if ok
             else "could not requeue it; another worker will recover it when its lease expires",
@@ -128,6 +116,7 @@ async def drain(
         await _wait_idle(runtime, 2.0, asyncio.Event())
 
     await runtime.stop_heartbeat()
+    await runtime.busy.stop()
     summary = {
         "running_at_signal": at_start,
         "finished_in_grace": at_start - interrupted - stuck,

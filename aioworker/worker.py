@@ -18,6 +18,8 @@ from .client import Client
 from .context import JobContext
 from .errors import ConfigError
 from .handle import JobHandle
+from .health import HealthServer
+from .hooks import Hook, Protect
 from .job import JobSpec
 from .keys import validate_name
 from .runtime import Runtime
@@ -79,6 +81,11 @@ class Worker:
     :param retries: default retries of tasks; :param timeout: default task timeout.
     :param backoff: default retry backoff.
     :param redis_options: passed to redis-py (e.g. ``ssl_ca_certs``).
+    :param on_busy: coroutines called when the worker starts running jobs after being
+        idle (e.g. ``EcsTaskProtection().on_busy``); :param on_idle: when it is idle again.
+    :param protect: which running jobs make the worker busy: ``any`` job, or only
+        ``non_interruptible`` ones.
+    :param health_port: serve ``/livez`` and ``/readyz`` on this port while running.
     """
 
     def __init__(
@@ -100,6 +107,10 @@ class Worker:
         timeout: Seconds | None = None,
         backoff: Backoff | None = None,
         redis_options: Mapping[str, Any] | None = None,
+        on_busy: Sequence[Hook] = (),
+        on_idle: Sequence[Hook] = (),
+        protect: Protect = "any",
+        health_port: int | None = None,
     ) -> None:
         self.redis_url = redis_url or os.environ.get("AIOWORKER_REDIS_URL") or DEFAULT_URL
         self.queues: dict[str, int] = dict(queues or {"default": 100})
@@ -124,6 +135,12 @@ class Worker:
         self.default_timeout_s = None if timeout is None else to_seconds(timeout)
         self.default_backoff = backoff or Backoff()
         self.redis_options = dict(redis_options or {})
+        self.on_busy: list[Hook] = list(on_busy)
+        self.on_idle: list[Hook] = list(on_idle)
+        if protect not in ("any", "non_interruptible"):
+            raise ConfigError("protect must be 'any' or 'non_interruptible'")
+        self.protect: Protect = protect
+        self.health_port = health_port
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._client: Client | None = None
 
@@ -283,9 +300,26 @@ class Worker:
                 with suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, on_signal, sig)
                     installed.append(sig)
+        health: HealthServer | None = None
         try:
+            if self.health_port is not None:
+                health = HealthServer(runtime.liveness, runtime.readiness, port=self.health_port)
+                await health.start()
             await runtime.start()
-            await runtime.stopped.wait()
+            try:
+                await runtime.stopped.wait()
+            except asyncio.CancelledError:
+                # a cancelled run() must not leave its fetch loops and heartbeat behind:
+                # stop at once, requeue running jobs, then let the cancellation go on
+                force.set()
+                await drain(
+                    runtime,
+                    grace_s=0.0,
+                    cancel_grace_s=self.cancel_grace_s,
+                    force=force,
+                    reason="run() cancelled",
+                )
+                raise
             await drain(
                 runtime,
                 grace_s=self.shutdown_grace_s,
@@ -296,6 +330,8 @@ class Worker:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+            if health is not None:
+                await health.stop()
         return dict(runtime.stats)
 
     def run_sync(self, **kwargs: Any) -> dict[str, int]:
