@@ -59,6 +59,7 @@ async def test_revive_of_many_keeps_the_given_order_and_counts_only_dead_ones(ki
     assert await kit.ready() == ["queued", "d3", "d1"]
     assert list(await kit.zset(kit.k.dead)) == ["d2"]
     assert await kit.r.exists(kit.k.result("d2")) == 1
+    assert await kit.r.exists(kit.k.result("d1"), kit.k.result("d3")) == 0
     assert await kit.wake_tokens() == 1
 
 
@@ -99,3 +100,14 @@ async def test_revive_of_no_ids_changes_nothing(kit: Kit) -> None:
     before = await kit.snapshot()
     assert await kit.scripts.revive(kit.k, []) == 0
     assert await kit.snapshot() == before
+
+
+async def test_revive_drops_the_done_marker_so_result_waiters_block_again(kit: Kit) -> None:
+    await kit.lease("a", token="w0:1")
+    assert await kit.scripts.dead(kit.k, "a", "w0:1", ERROR, b"{}", 60_000, 1_000, 86_400_000)
+    assert await kit.r.llen(kit.k.done("a")) == 1
+
+    assert await kit.scripts.revive(kit.k, ["a"]) == 1
+
+    # a marker left behind would wake every waiter at once until it expired: a busy loop
+    assert await kit.r.exists(kit.k.done("a")) == 0
