@@ -26,15 +26,26 @@ def _slot_owners(port: int) -> dict[int, int]:
     return owners
 
 
-def _queues_one_per_node(owners: dict[int, int]) -> dict[int, str]:
-    """One queue name per master, chosen so the queue's hash tag lands on that master."""
+def _queues_one_per_node(owners: dict[int, int], prefix: str) -> dict[int, str]:
+    """One queue name per master, chosen so the queue's hash tag lands on that master.
+
+    The names start with the test's prefix: the cluster is shared by the whole run, and
+    hash tags of other tests must not land in this test's slots by name.
+    """
     by_port: dict[int, str] = {}
     for i in range(10_000):
-        name = f"q{i}"
+        name = f"{prefix}-q{i}"
         by_port.setdefault(owners[key_slot(name.encode())], name)
         if len(by_port) == len(set(owners.values())):
             return by_port
     raise AssertionError("no queue names found for every node")
+
+
+async def _delete_keys(ports: list[int], prefix: str) -> None:
+    for port in ports:
+        async with redis.asyncio.Redis(host=HOST, port=port) as node:
+            async for key in node.scan_iter(match=f"{prefix}:*", count=1000):
+                await node.delete(key)
 
 
 async def _keys_by_node(ports: list[int], prefix: str) -> dict[int, dict[str, int]]:
@@ -56,7 +67,7 @@ async def test_worker_runs_queues_on_every_node_and_keeps_each_queue_in_its_slot
     redis_cluster_url: str, prefix: str
 ) -> None:
     owners = _slot_owners(_port_of(redis_cluster_url))
-    node_of_queue = {q: port for port, q in _queues_one_per_node(owners).items()}
+    node_of_queue = {q: port for port, q in _queues_one_per_node(owners, prefix).items()}
     queues = list(node_of_queue)
     assert len(queues) == 3
     q_add, q_flaky, q_doomed = queues
@@ -155,6 +166,7 @@ async def test_worker_runs_queues_on_every_node_and_keeps_each_queue_in_its_slot
         assert (counts["ready"], counts["dead"]) == (1, 0)
     finally:
         await worker.close()
+        await _delete_keys(sorted(set(owners.values())), prefix)
 
 
 async def test_broker_detects_a_single_node_is_not_a_cluster(redis_url: str, prefix: str) -> None:
