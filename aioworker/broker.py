@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -88,10 +89,13 @@ class Broker:
         return self._client
 
     async def _open(self) -> Client:
-        # redis-py's default socket timeout (5 s) would cut off blocking waits of up to 5 s
+        # redis-py's default socket timeout (5 s) would cut off blocking waits of up to 5 s.
+        # On Python 3.11 redis-py applies a socket timeout through asyncio.wait_for, which
+        # can swallow a cancellation (a job interrupted by shutdown would run on), so there
+        # the timeout is left off.
         opts: dict[str, Any] = {
             "socket_connect_timeout": 5.0,
-            "socket_timeout": 15.0,
+            "socket_timeout": 15.0 if sys.version_info >= (3, 12) else None,
             "health_check_interval": 15,
         }
         opts.update(self._options)

@@ -64,7 +64,7 @@ class JobContext:
         "_steps",
         "attempt",
         "checkpoints",
-        "enqueued_at",
+        "enqueued_ms",
         "items_done",
         "job_id",
         "max_attempts",
@@ -95,13 +95,18 @@ class JobContext:
         self.queue = queue
         self.attempt = attempt
         self.max_attempts = max_attempts
-        self.enqueued_at: datetime = ms_to_datetime(enqueued_ms)
+        self.enqueued_ms = enqueued_ms
         self._state, self._steps, self._cursors = decode_state(state)
         self._saver = saver
         self.shutting_down = shutting_down
         self.checkpoints = 0  # saved in this run
         self.items_done = 0  # items handed out by iterate() in this run
         self.unsaved = False  # progress made since the last checkpoint
+
+    @property
+    def enqueued_at(self) -> datetime:
+        """When the job was enqueued (Redis time, UTC)."""
+        return ms_to_datetime(self.enqueued_ms)
 
     @property
     def state(self) -> Any:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 import traceback
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -76,16 +77,14 @@ def _failure(
 
 async def execute(
     task: Task[Any, Any],
-    ctx: Any,
-    args: list[Any],
-    kwargs: dict[str, Any],
+    coro: Awaitable[Any],
     *,
     attempt: int,
     max_attempts: int,
     timeout_s: float | None,
     shutting_down: asyncio.Event,
 ) -> Outcome:
-    """Run ``task`` once and classify how it ended.
+    """Run one call of ``task`` (the coroutine ``coro``) and classify how it ended.
 
     :param shutting_down: when set, a cancellation is a shutdown interruption (requeue)
         rather than an error.
@@ -94,10 +93,10 @@ async def execute(
     limit: asyncio.Timeout | None = None
     try:
         if timeout_s is None:
-            value = await task.fn(ctx, *args, **kwargs)
+            value = await coro
         else:
             async with asyncio.timeout(timeout_s) as limit:
-                value = await task.fn(ctx, *args, **kwargs)
+                value = await coro
     except asyncio.CancelledError:
         if not shutting_down.is_set():
             raise

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .context import decode_state
 from .errors import JobDead, JobNotFound, ResultTimeout
 from .job import JobInfo, JobStatus
-from .payload import decode_record, loads, split_stamped
+from .payload import DecodeError, decode_record, loads, split_stamped
 from .timeunits import Seconds, ms_to_datetime, to_seconds
 
 if TYPE_CHECKING:
@@ -52,13 +52,17 @@ class JobHandle(Generic[R]):
         reply = await self._client.status_reply(self.queue, self.id)
         info: dict[str, Any] = {"id": self.id, "queue": self.queue}
         if reply.record:
-            enqueued_ms, body = decode_record(reply.record)
-            info.update(
-                task=body["t"],
-                args=body.get("a"),
-                kwargs=body.get("k"),
-                enqueued_at=ms_to_datetime(enqueued_ms),
-            )
+            try:
+                enqueued_ms, body = decode_record(reply.record)
+            except DecodeError:
+                pass  # a corrupt record (dead-lettered as such): status and error still show
+            else:
+                info.update(
+                    task=body["t"],
+                    args=body.get("a"),
+                    kwargs=body.get("k"),
+                    enqueued_at=ms_to_datetime(enqueued_ms),
+                )
         if reply.attempts:
             info["attempts"] = int(reply.attempts)
         if reply.error:

@@ -239,7 +239,7 @@ class Runtime:
     def _start_job(self, queue: str, token: str, fetched: FetchedJob) -> None:
         run = Running(queue, fetched.id, "?", token, fetched.attempt, time.monotonic())
         self.running[fetched.id] = run
-        run.task = asyncio.create_task(self._job_main(run, fetched), name=f"job:{fetched.id}")
+        run.task = asyncio.create_task(self._job_main(run, fetched))
 
     async def _job_main(self, run: Running, fetched: FetchedJob) -> None:
         k = self.keys[run.queue]
@@ -276,8 +276,6 @@ class Runtime:
             return Outcome("dead", error=err), None
         args, kwargs = body.get("a", []), body.get("k", {})
         max_attempts = task.max_attempts(body.get("r"))
-        if bad := task.bind_error(args, kwargs):
-            return Outcome("dead", error=error_info(None, bad, "BadArguments")), task
         if run.attempt > max_attempts:
             # only reachable when a worker died mid-run and the job had no attempts left
             msg = (
@@ -298,6 +296,12 @@ class Runtime:
             shutting_down=self.shutting_down,
         )
         run.ctx = ctx
+        try:
+            # creating the coroutine binds the arguments without running any of the body
+            coro = task.fn(ctx, *args, **kwargs)
+        except TypeError as exc:
+            msg = f"arguments do not match {task.name}{task.signature}: {exc}"
+            return Outcome("dead", error=error_info(None, msg, "BadArguments")), task
         if self.worker.protect == "any" or not task.interruptible:
             run.protected = True
             self.busy.job_started()
@@ -306,9 +310,7 @@ class Runtime:
             joblog.debug("job %s %s started (attempt %d)", run.job_id, task.name, run.attempt)
         outcome = await execute(
             task,
-            ctx,
-            args,
-            kwargs,
+            coro,
             attempt=run.attempt,
             max_attempts=max_attempts,
             timeout_s=timeout,

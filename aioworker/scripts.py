@@ -183,7 +183,8 @@ class Scripts:
 
     async def revive(self, k: QueueKeys, job_ids: Sequence[str]) -> int:
         keys = [k.dead, k.ready, k.jobs, k.attempts, k.errors, k.wake]
-        keys += [k.result(j) for j in job_ids]
+        for job_id in job_ids:
+            keys += [k.result(job_id), k.done(job_id)]
         return int(await self._run(self._lua["revive"], keys, list(job_ids)))
 
     async def status(self, k: QueueKeys, job_id: str) -> StatusReply:

@@ -119,7 +119,7 @@ async def drain(
     await runtime.busy.stop()
     summary = {
         "running_at_signal": at_start,
-        "finished_in_grace": at_start - interrupted - stuck,
+        "finished_in_grace": at_start - interrupted,  # stuck jobs were interrupted too
         "interrupted": interrupted,
         "stuck": stuck,
         "requeued": runtime.stats["requeue"] + stuck,

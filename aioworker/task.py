@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Concatenate, Generic, ParamSpec, TypeVar
 
 from .backoff import Backoff
 from .errors import EnqueueError
@@ -169,11 +169,3 @@ class Task(Generic[P, R]):
     def max_attempts(self, retries_override: int | None) -> int:
         retries = self.retries if retries_override is None else retries_override
         return retries + 1
-
-    def bind_error(self, args: list[Any], kwargs: dict[str, Any]) -> str | None:
-        """Why these stored arguments do not fit the function, or None if they do."""
-        try:
-            self.signature.bind(None, *args, **kwargs)
-        except TypeError as exc:
-            return f"arguments do not match {self.name}{self.signature}: {exc}"
-        return None

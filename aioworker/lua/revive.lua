@@ -1,6 +1,7 @@
 -- revive: move dead-lettered jobs back to the queue with a fresh attempt count.
 -- KEYS[1] dead ZSET, KEYS[2] ready LIST, KEYS[3] jobs HASH, KEYS[4] attempts HASH,
--- KEYS[5] errors HASH, KEYS[6] wake LIST, KEYS[6+i] result STRING of the i-th job
+-- KEYS[5] errors HASH, KEYS[6] wake LIST, then KEYS[5+2i] result STRING and KEYS[6+2i]
+-- done LIST of the i-th job (both dropped: a stale done marker would wake result waiters)
 -- ARGV: the job ids
 -- returns the number of jobs moved (ids not in the dead-letter set are skipped)
 local dead, ready, jobs, attempts, errors, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
@@ -10,7 +11,7 @@ for i, id in ipairs(ARGV) do
   if redis.call('ZREM', dead, id) == 1 and redis.call('HEXISTS', jobs, id) == 1 then
     redis.call('HDEL', attempts, id)
     redis.call('HDEL', errors, id)
-    redis.call('DEL', KEYS[6 + i])
+    redis.call('DEL', KEYS[5 + 2 * i], KEYS[6 + 2 * i])
     redis.call('RPUSH', ready, id)
     moved = moved + 1
   end
