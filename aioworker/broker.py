@@ -9,6 +9,7 @@ needs.  Every state change that touches more than one key goes through a script.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -143,6 +144,12 @@ class Broker:
         client = self._client or await self.connect()
         reply = await client.blpop([k.wake], timeout=max(timeout_s, 0.001))
         return reply is not None
+
+    async def wake(self, k: QueueKeys) -> None:
+        """Push one wake token for the queue (errors are ignored: waits time out anyway)."""
+        client = self._client or await self.connect()
+        with contextlib.suppress(*TRANSIENT_ERRORS):
+            await client.rpush(k.wake, 1)
 
     async def wait_done(self, k: QueueKeys, job_id: str, timeout_s: float) -> None:
         """Block until the job's done marker exists, or the timeout passes (non-destructive)."""

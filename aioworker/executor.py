@@ -26,11 +26,11 @@ from .payload import dumps
 from .task import Task
 from .timeunits import to_seconds
 
-__all__ = ("Outcome", "error_info", "execute")
+__all__ = ("Outcome", "error_info", "execute", "failure")
 
 log = logging.getLogger("aioworker.job")
 
-Kind = Literal["complete", "retry", "dead", "requeue"]
+Kind = Literal["complete", "retry", "dead", "requeue", "defer"]
 
 
 @dataclass(slots=True)
@@ -63,7 +63,7 @@ def error_info(
     }
 
 
-def _failure(
+def failure(
     task: Task[Any, Any], attempt: int, max_attempts: int, exc: BaseException, err: dict[str, Any]
 ) -> Outcome:
     if attempt >= max_attempts:
@@ -106,11 +106,11 @@ async def execute(
             err = error_info(exc, f"timed out after {timeout_s} s", kind="Timeout")
         else:  # the job's own TimeoutError (e.g. from a client library): keep its type
             err = error_info(exc)
-        out = _failure(task, attempt, max_attempts, exc, err)
+        out = failure(task, attempt, max_attempts, exc, err)
     except Retry as exc:
-        out = _failure(task, attempt, max_attempts, exc, error_info(exc, kind="Retry"))
+        out = failure(task, attempt, max_attempts, exc, error_info(exc, kind="Retry"))
     except Exception as exc:
-        out = _failure(task, attempt, max_attempts, exc, error_info(exc))
+        out = failure(task, attempt, max_attempts, exc, error_info(exc))
     else:
         try:
             return Outcome("complete", value=dumps(value), duration_s=time.monotonic() - started)

@@ -48,7 +48,11 @@ class JobSpec:
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
-    """A job as a worker received it from Redis."""
+    """A job as a worker received it from Redis (what gates and observers see).
+
+    :ivar payload: the whole decoded payload, for features that store their own keys
+        in it (see :mod:`aioworker.payload`).
+    """
 
     id: str
     queue: str
@@ -57,10 +61,9 @@ class JobRecord:
     kwargs: dict[str, Any]
     enqueued_ms: int
     attempt: int
-    retries: int | None
-    timeout_s: float | None
-    state: Any
+    max_attempts: int
     token: str
+    payload: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

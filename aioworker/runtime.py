@@ -33,8 +33,10 @@ from .acker import Acker, Durable
 from .broker import TRANSIENT_ERRORS
 from .capacity import Capacity
 from .context import JobContext
-from .executor import Outcome, error_info, execute
+from .executor import Outcome, error_info, execute, failure
+from .extensions import Gate, Service
 from .hooks import BusyTracker
+from .job import JobRecord
 from .keys import QueueKeys
 from .payload import DecodeError, decode_record, dumps
 from .scripts import FetchedJob
@@ -82,6 +84,8 @@ class Running:
     task: asyncio.Task[None] | None = None
     executing: bool = True
     protected: bool = False
+    record: JobRecord | None = None
+    gates: list[Gate] = field(default_factory=list)
     lease_lost: bool = False
     outcome: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -126,7 +130,9 @@ class Runtime:
         self._heartbeat: asyncio.Task[None] | None = None
         self._pending: dict[str, tuple[int, float]] = {}
         self._idle_since = time.monotonic()
-        self.stats = {"complete": 0, "retry": 0, "dead": 0, "requeue": 0, "lost": 0}
+        self.stats = {"complete": 0, "retry": 0, "dead": 0, "requeue": 0, "defer": 0, "lost": 0}
+        self._services: list[asyncio.Task[None]] = []
+        self._wakers: set[asyncio.Task[None]] = set()
         self.busy = BusyTracker(worker.on_busy, worker.on_idle)
         self._ackers = {
             q: Acker(functools.partial(self._write_complete, self.keys[q]), self.durable)
@@ -142,6 +148,8 @@ class Runtime:
             self._fetchers[q] = asyncio.create_task(self._fetch_loop(q), name=f"fetch:{q}")
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
         self.busy.start()
+        for service in self.worker.services:
+            self._services.append(asyncio.create_task(self._service(service)))
         log.info(
             "worker %s serving %s (lease %.1f s, heartbeat %.1f s)",
             self.worker_id,
@@ -150,10 +158,25 @@ class Runtime:
             self.worker.heartbeat_s,
         )
 
+    async def _service(self, service: Service) -> None:
+        try:
+            await service(self)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background service %r failed", service)
+
+    async def stop_services(self) -> None:
+        for task in self._services:
+            task.cancel()
+        await asyncio.gather(*self._services, return_exceptions=True)
+        self._services.clear()
+
     async def stop_fetching(self) -> None:
-        """Stop leasing new jobs now; running jobs go on."""
+        """Stop leasing new jobs now (and stop the services); running jobs go on."""
         self.stopping = True
         self.shutting_down.set()
+        await self.stop_services()
         for wait in self._waits.values():
             wait.cancel()
         fetchers = list(self._fetchers.values())
@@ -204,11 +227,19 @@ class Runtime:
                 self.stopped.set()
                 return
             wait_s = IDLE_WAIT_S
+            timer: asyncio.TimerHandle | None = None
             if reply.next_due_ms >= 0:
-                wait_s = min(wait_s, max((reply.next_due_ms - reply.now_ms) / 1000, 0.001))
+                due_s = max((reply.next_due_ms - reply.now_ms) / 1000, 0.001)
+                if due_s < wait_s:
+                    # Redis times out blocked clients only every 100 ms (hz 10): a local
+                    # timer pushes a wake token right when the next job is due instead
+                    timer = asyncio.get_running_loop().call_later(due_s, self._wake, k)
+                    wait_s = due_s + 0.1
             if self.burst:
                 wait_s = min(wait_s, 0.05)
             await self._wait_for_work(queue, k, wait_s)
+            if timer is not None:
+                timer.cancel()
 
     async def _wait_for_work(self, queue: str, k: QueueKeys, timeout_s: float) -> None:
         wait = asyncio.create_task(self.broker.wait_for_work(k, timeout_s))
@@ -223,6 +254,11 @@ class Runtime:
             await asyncio.sleep(self._retry_delay())
         finally:
             self._waits.pop(queue, None)
+
+    def _wake(self, k: QueueKeys) -> None:
+        task = asyncio.create_task(self.broker.wake(k))
+        self._wakers.add(task)
+        task.add_done_callback(self._wakers.discard)
 
     def _burst_drained(self) -> bool:
         if self.running:
@@ -247,7 +283,11 @@ class Runtime:
             outcome, record_task = await self._run(run, k, fetched)
             run.executing = False
             run.outcome = outcome.kind
+            await self._exit_gates(run, outcome.kind)
             await self._write_outcome(run, k, outcome, record_task)
+            if run.record is not None and outcome.kind != "defer":
+                for observer in self.worker.observers:
+                    observer.job_finished(run.record, outcome.kind, outcome.duration_s)
         except Exception:
             log.exception("job %s: internal error while handling its outcome", run.job_id)
         finally:
@@ -276,6 +316,18 @@ class Runtime:
             return Outcome("dead", error=err), None
         args, kwargs = body.get("a", []), body.get("k", {})
         max_attempts = task.max_attempts(body.get("r"))
+        record = run.record = JobRecord(
+            run.job_id,
+            run.queue,
+            task.name,
+            args,
+            kwargs,
+            enqueued_ms,
+            run.attempt,
+            max_attempts,
+            run.token,
+            body,
+        )
         if run.attempt > max_attempts:
             # only reachable when a worker died mid-run and the job had no attempts left
             msg = (
@@ -296,11 +348,22 @@ class Runtime:
             shutting_down=self.shutting_down,
         )
         run.ctx = ctx
+        for gate in task.gates:
+            try:
+                wait_s = await gate.enter(record)
+            except Exception as exc:
+                await self._exit_gates(run, "retry")
+                return failure(task, run.attempt, max_attempts, exc, error_info(exc)), task
+            if wait_s is not None:
+                await self._exit_gates(run, "defer")
+                return Outcome("defer", delay_s=wait_s), task
+            run.gates.append(gate)
         try:
             # creating the coroutine binds the arguments without running any of the body
             coro = task.fn(ctx, *args, **kwargs)
         except TypeError as exc:
             msg = f"arguments do not match {task.name}{task.signature}: {exc}"
+            await self._exit_gates(run, "dead")
             return Outcome("dead", error=error_info(None, msg, "BadArguments")), task
         if self.worker.protect == "any" or not task.interruptible:
             run.protected = True
@@ -308,6 +371,8 @@ class Runtime:
         timeout = body.get("o", task.timeout_s)
         if joblog.isEnabledFor(logging.DEBUG):
             joblog.debug("job %s %s started (attempt %d)", run.job_id, task.name, run.attempt)
+        for observer in self.worker.observers:
+            observer.job_started(record)
         outcome = await execute(
             task,
             coro,
@@ -317,6 +382,15 @@ class Runtime:
             shutting_down=self.shutting_down,
         )
         return outcome, task
+
+    async def _exit_gates(self, run: Running, outcome: str) -> None:
+        """Tell the gates that admitted the job that it is over (last admitted first)."""
+        while run.gates:
+            gate = run.gates.pop()
+            try:
+                await gate.exit(run.record, outcome)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("job %s: gate %r failed to release", run.job_id, gate)
 
     async def _checkpoint(self, run: Running, k: QueueKeys, blob: bytes) -> bool:
         ok = await self.durable(
@@ -354,6 +428,14 @@ class Runtime:
                 (outcome.error or {}).get("message"),
                 extra=self._extra(run, "retry"),
             )
+        elif outcome.kind == "defer":
+            delay_ms = max(int(outcome.delay_s * 1000), 1)
+            ok = await self.durable(
+                f"defer job {job}",
+                lambda: self.scripts.retry(k, job, run.token, delay_ms, b"", count_attempt=False),
+            )
+            if joblog.isEnabledFor(logging.DEBUG):
+                joblog.debug("job %s %s deferred %.3f s", job, run.task_name, outcome.delay_s)
         elif outcome.kind == "dead":
             error = outcome.error or {}
             err = dumps(error)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Concatenate, Generic, ParamSpec, TypeVar
@@ -15,6 +15,7 @@ from .timeunits import Seconds, datetime_to_ms, to_ms, to_seconds
 
 if TYPE_CHECKING:
     from .context import JobContext
+    from .extensions import Gate
     from .handle import JobHandle
     from .worker import Worker
 
@@ -57,6 +58,7 @@ class Task(Generic[P, R]):
         timeout_s: float | None,
         backoff: Backoff,
         interruptible: bool = True,
+        gates: Sequence[Gate] = (),
         opts: EnqueueOptions | None = None,
     ) -> None:
         self.worker = worker
@@ -67,6 +69,7 @@ class Task(Generic[P, R]):
         self.timeout_s = timeout_s
         self.backoff = backoff
         self.interruptible = interruptible
+        self.gates: list[Gate] = list(gates)
         self.signature = inspect.signature(fn)
         self._opts = opts or EnqueueOptions()
 
@@ -118,6 +121,7 @@ class Task(Generic[P, R]):
             timeout_s=self.timeout_s,
             backoff=self.backoff,
             interruptible=self.interruptible,
+            gates=self.gates,
             opts=opts,
         )
 

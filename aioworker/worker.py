@@ -17,6 +17,7 @@ from .broker import Broker, mask_url
 from .client import Client
 from .context import JobContext
 from .errors import ConfigError
+from .extensions import Gate, Observer, Service
 from .handle import JobHandle
 from .health import HealthServer
 from .hooks import Hook, Protect
@@ -141,6 +142,8 @@ class Worker:
             raise ConfigError("protect must be 'any' or 'non_interruptible'")
         self.protect: Protect = protect
         self.health_port = health_port
+        self.observers: list[Observer] = []
+        self.services: list[Service] = []
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._client: Client | None = None
 
@@ -174,6 +177,7 @@ class Worker:
         timeout: Seconds | None = None,
         backoff: Backoff | None = None,
         interruptible: bool = True,
+        gates: Sequence[Gate] = (),
     ) -> Callable[[Callable[Concatenate[JobContext, P], Awaitable[R]]], Task[P, R]]:
         """Register an ``async def fn(ctx, ...)`` as a task.
 
@@ -184,6 +188,7 @@ class Worker:
         :param backoff: delays between retries.
         :param interruptible: False to let running jobs of this task finish during the
             whole shutdown budget (they are still cancelled when it runs out).
+        :param gates: admission gates run before each job (see :mod:`aioworker.extensions`).
         """
         if retries is not None and retries < 0:
             raise ConfigError("retries must be >= 0")
@@ -204,11 +209,17 @@ class Worker:
                 timeout_s=self.default_timeout_s if timeout is None else to_seconds(timeout),
                 backoff=backoff or self.default_backoff,
                 interruptible=interruptible,
+                gates=gates,
             )
             self.tasks[task_name] = t
             return t
 
         return register
+
+    def service(self, fn: Service) -> Service:
+        """Register a coroutine ``fn(runtime)`` to run beside the workers' fetch loops."""
+        self.services.append(fn)
+        return fn
 
     # -- producer --------------------------------------------------------------------
 

@@ -118,7 +118,7 @@ async def test_worker_runs_queues_on_every_node_and_keeps_each_queue_in_its_slot
         stats = await asyncio.wait_for(worker.run(burst=True, handle_signals=False), 60)
 
         assert worker.client.broker.is_cluster is True
-        assert stats == {"complete": 14, "retry": 2, "dead": 1, "requeue": 0, "lost": 0}
+        assert stats == {"complete": 14, "retry": 2, "dead": 1, "requeue": 0, "defer": 0, "lost": 0}
         for n, handle in enumerate(adds):
             assert await handle.result(timeout=5) == n // 3 + 100
             assert handle.queue == queues[n % 3]

@@ -298,7 +298,7 @@ async def test_failing_hooks_do_not_stop_the_worker(
 
     stats = await burst(w)
 
-    assert stats == {"complete": 2, "retry": 0, "dead": 0, "requeue": 0, "lost": 0}
+    assert stats == {"complete": 2, "retry": 0, "dead": 0, "requeue": 0, "defer": 0, "lost": 0}
     assert [await j.result(timeout=5) for j in jobs] == ["a", "b"]
     assert rec.hooks() == ["busy", "idle"]
     failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]

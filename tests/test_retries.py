@@ -67,7 +67,7 @@ async def test_exponential_backoff_without_jitter_follows_the_schedule(
     job = await flaky.enqueue()
     stats = await burst(w)
 
-    assert stats == {"complete": 0, "retry": 3, "dead": 1, "requeue": 0, "lost": 0}
+    assert stats == {"complete": 0, "retry": 3, "dead": 1, "requeue": 0, "defer": 0, "lost": 0}
     assert len(starts) == 4
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     for gap, expected in zip(gaps, [0.2, 0.4, 0.8], strict=True):

@@ -58,7 +58,7 @@ async def test_timed_out_job_is_cancelled_retried_then_dead(make_worker: MakeWor
 
     assert cancelled == [1, 2, 3]
     assert finished == []
-    assert stats == {"complete": 0, "retry": 2, "dead": 1, "requeue": 0, "lost": 0}
+    assert stats == {"complete": 0, "retry": 2, "dead": 1, "requeue": 0, "defer": 0, "lost": 0}
     assert elapsed < 5.0
     info = await job.info()
     assert info.status is JobStatus.DEAD

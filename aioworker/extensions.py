@@ -1,0 +1,45 @@
+"""Extension points of the runtime, used by limiters, unique jobs, batches, cron, metrics.
+
+- A :class:`Gate` admits a job before it runs and is told when it finished.  A gate that
+  is not ready to admit returns how many seconds to wait: the job goes back to its queue
+  for that long without counting an attempt and without holding a slot.  A gate that
+  raises fails the attempt like the job itself would.
+- An :class:`Observer` hears of every job start and end (cheap, synchronous callbacks).
+- A :data:`Service` is a coroutine run beside the fetch loops for the life of a worker
+  process (schedulers, housekeeping, registries); it is cancelled after the drain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
+
+from .job import JobRecord
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+__all__ = ("Gate", "Observer", "Service")
+
+
+class Gate(Protocol):
+    """Admission control for the jobs of a task."""
+
+    async def enter(self, job: JobRecord) -> float | None:
+        """None to admit the job now, else seconds to wait before trying again."""
+        ...
+
+    async def exit(self, job: JobRecord, outcome: str) -> None:
+        """The admitted job finished (``complete``, ``retry``, ``dead`` or ``requeue``)."""
+        ...
+
+
+class Observer(Protocol):
+    """Hears of job starts and ends; must not block."""
+
+    def job_started(self, job: JobRecord) -> None: ...
+
+    def job_finished(self, job: JobRecord, outcome: str, duration_s: float) -> None: ...
+
+
+Service = Callable[["Runtime"], Awaitable[None]]
