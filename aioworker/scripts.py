@@ -3,6 +3,9 @@
 Each wrapper builds the script's ``KEYS``/``ARGV`` exactly as its header documents and
 turns the reply into Python values.  Running a script (EVALSHA with an EVAL fallback) is
 the broker's job, passed in as ``run``; this module never talks to Redis itself.
+
+The core scripts' wrappers are here; a feature module (limiters, batches, cron) keeps
+the typed wrappers of its own scripts beside its code and calls :meth:`Scripts.run`.
 """
 
 from __future__ import annotations
@@ -90,6 +93,13 @@ class Scripts:
 
     def all(self) -> list[LuaScript]:
         return list(self._lua.values())
+
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """Run ``lua/<name>.lua`` (loaded on first use) for a feature module's wrapper."""
+        script = self._lua.get(name)
+        if script is None:
+            script = self._lua[name] = LuaScript.load(name)
+        return await self._run(script, keys, args)
 
     async def enqueue(
         self, k: QueueKeys, jobs: Sequence[tuple[str, bytes, int, int]]
