@@ -179,6 +179,23 @@ class Broker:
         ids = await client.zrange(k.dead, 0, limit - 1)
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
+    async def command_stats(self) -> dict[str, int]:
+        """Calls per command name from ``INFO commandstats`` (summed over cluster nodes)."""
+        client = self._client or await self.connect()
+        raw: Any = await client.info("commandstats")
+        totals: dict[str, int] = {}
+
+        def add(section: dict[str, Any]) -> None:
+            for key, value in section.items():
+                if isinstance(value, dict) and key.startswith("cmdstat_"):
+                    name = key[len("cmdstat_") :]
+                    totals[name] = totals.get(name, 0) + int(value.get("calls", 0))
+                elif isinstance(value, dict):
+                    add(value)  # the cluster client answers per node
+
+        add(raw)
+        return totals
+
     async def ping(self) -> bool:
         client = self._client or await self.connect()
         return bool(await client.ping())

@@ -59,6 +59,7 @@ class JobContext:
 
     __slots__ = (
         "_cursors",
+        "_resumed",
         "_saver",
         "_state",
         "_steps",
@@ -97,6 +98,7 @@ class JobContext:
         self.max_attempts = max_attempts
         self.enqueued_ms = enqueued_ms
         self._state, self._steps, self._cursors = decode_state(state)
+        self._resumed = self._state is not None or bool(self._steps) or bool(self._cursors)
         self._saver = saver
         self.shutting_down = shutting_down
         self.checkpoints = 0  # saved in this run
@@ -116,7 +118,7 @@ class JobContext:
     @property
     def is_resumption(self) -> bool:
         """True when an earlier run of this job left a checkpoint or completed steps."""
-        return self._state is not None or bool(self._steps) or bool(self._cursors)
+        return self._resumed  # fixed at the start: this run's own saves do not change it
 
     def encoded_state(self) -> bytes:
         return dumps({"u": self._state, "s": self._steps, "c": self._cursors})
@@ -175,7 +177,12 @@ class JobContext:
             return value
         value = await fn(*args, **kwargs)
         self._steps[name] = value
-        if not await self._save():
+        try:
+            blob = self.encoded_state()
+        except TypeError:
+            del self._steps[name]  # keep later checkpoints encodable
+            raise
+        if not await self._save(blob):
             raise LeaseLost(f"job {self.job_id}: lease lost, step {name!r} not recorded")
         return value
 

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AioworkerError, BrokerUnavailable, ConfigError, ImportStringError
 from ..importer import import_worker
@@ -64,7 +64,7 @@ def load_worker(args: argparse.Namespace) -> Worker:
 def run_async(fn: Callable[[], Awaitable[int]]) -> int:
     """Run a command's coroutine and map errors to exit statuses with one clear line."""
     try:
-        return asyncio.run(_call(fn))
+        return _event_loop_runner()(_call(fn))
     except ImportStringError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
@@ -77,6 +77,16 @@ def run_async(fn: Callable[[], Awaitable[int]]) -> int:
     except AioworkerError as exc:
         log.error("%s", exc)
         return EXIT_FAILED
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
+    """uvloop's runner when uvloop is installed, else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.run
+    run: Callable[[Coroutine[Any, Any, int]], int] = uvloop.run
+    return run
 
 
 async def _call(fn: Callable[[], Awaitable[int]]) -> int:
