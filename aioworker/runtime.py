@@ -19,28 +19,27 @@ Shutdown phases are in :mod:`shutdown`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .acker import Acker, Durable
+from .acker import Durable
 from .broker import TRANSIENT_ERRORS
 from .capacity import Capacity
 from .context import JobContext
 from .executor import Outcome, error_info, execute, failure
-from .extensions import Gate, Service
+from .extensions import Service
 from .hooks import BusyTracker
 from .job import JobRecord
 from .keys import QueueKeys
-from .payload import DecodeError, decode_record, dumps
+from .outcomes import OutcomeWriter
+from .payload import DecodeError, decode_record
+from .running import Running
 from .scripts import FetchedJob
-from .task import Task
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -52,43 +51,6 @@ joblog = logging.getLogger("aioworker.job")
 
 MAX_FETCH = 200  # most jobs leased by one fetch call
 IDLE_WAIT_S = 1.0  # longest block on the wake list: bounds crash-recovery detection
-
-
-def describe(run: Running) -> str:
-    """A job and how far it got, for shutdown log lines."""
-    progress = run.ctx.progress() if run.ctx is not None else "not started"
-    return (
-        f"job {run.job_id} {run.task_name} (queue {run.queue}, attempt {run.attempt}, "
-        f"ran {time.monotonic() - run.started:.1f} s, {progress})"
-    )
-
-
-def unsaved_state(run: Running) -> bytes:
-    """The job's checkpoint if it made progress since its last save, else b"" (keep)."""
-    if run.ctx is not None and run.ctx.unsaved:
-        return run.ctx.encoded_state()
-    return b""
-
-
-@dataclass(slots=True, eq=False)
-class Running:
-    """A job this worker is running."""
-
-    queue: str
-    job_id: str
-    task_name: str
-    token: str
-    attempt: int
-    started: float
-    ctx: JobContext | None = None
-    task: asyncio.Task[None] | None = None
-    executing: bool = True
-    protected: bool = False
-    record: JobRecord | None = None
-    gates: list[Gate] = field(default_factory=list)
-    lease_lost: bool = False
-    outcome: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Runtime:
@@ -130,14 +92,11 @@ class Runtime:
         self._heartbeat: asyncio.Task[None] | None = None
         self._pending: dict[str, tuple[int, float]] = {}
         self._idle_since = time.monotonic()
-        self.stats = {"complete": 0, "retry": 0, "dead": 0, "requeue": 0, "defer": 0, "lost": 0}
         self._services: list[asyncio.Task[None]] = []
         self._wakers: set[asyncio.Task[None]] = set()
         self.busy = BusyTracker(worker.on_busy, worker.on_idle)
-        self._ackers = {
-            q: Acker(functools.partial(self._write_complete, self.keys[q]), self.durable)
-            for q in self.queues
-        }
+        self.outcomes = OutcomeWriter(worker, self.scripts, self.durable, self.keys)
+        self.stats = self.outcomes.stats
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -280,11 +239,11 @@ class Runtime:
     async def _job_main(self, run: Running, fetched: FetchedJob) -> None:
         k = self.keys[run.queue]
         try:
-            outcome, record_task = await self._run(run, k, fetched)
+            outcome = await self._run(run, k, fetched)
             run.executing = False
             run.outcome = outcome.kind
             await self._exit_gates(run, outcome.kind)
-            await self._write_outcome(run, k, outcome, record_task)
+            await self.outcomes.write(run, k, outcome)
             if run.record is not None and outcome.kind != "defer":
                 for observer in self.worker.observers:
                     observer.job_finished(run.record, outcome.kind, outcome.duration_s)
@@ -298,14 +257,12 @@ class Runtime:
             if not self.running:
                 self._idle_since = time.monotonic()
 
-    async def _run(
-        self, run: Running, k: QueueKeys, fetched: FetchedJob
-    ) -> tuple[Outcome, Task[Any, Any] | None]:
+    async def _run(self, run: Running, k: QueueKeys, fetched: FetchedJob) -> Outcome:
         try:
             enqueued_ms, body = decode_record(fetched.record)
         except DecodeError as exc:
             err = error_info(None, f"cannot decode the job's payload: {exc}", "DecodeError")
-            return Outcome("dead", error=err), None
+            return Outcome("dead", error=err)
         run.task_name = body["t"]
         task = self.worker.tasks.get(body["t"])
         if task is None:
@@ -313,7 +270,7 @@ class Runtime:
             err = error_info(
                 None, f"unknown task {body['t']!r} (this worker has: {known})", "UnknownTask"
             )
-            return Outcome("dead", error=err), None
+            return Outcome("dead", error=err)
         args, kwargs = body.get("a", []), body.get("k", {})
         max_attempts = task.max_attempts(body.get("r"))
         record = run.record = JobRecord(
@@ -334,7 +291,7 @@ class Runtime:
                 f"the worker running attempt {run.attempt - 1} of {max_attempts} stopped "
                 "without finishing it; not run again (no attempts left)"
             )
-            return Outcome("dead", error=error_info(None, msg, "WorkerLost")), task
+            return Outcome("dead", error=error_info(None, msg, "WorkerLost"))
         ctx = JobContext(
             worker=self.worker,
             job_id=run.job_id,
@@ -353,10 +310,10 @@ class Runtime:
                 wait_s = await gate.enter(record)
             except Exception as exc:
                 await self._exit_gates(run, "retry")
-                return failure(task, run.attempt, max_attempts, exc, error_info(exc)), task
+                return failure(task, run.attempt, max_attempts, exc, error_info(exc))
             if wait_s is not None:
                 await self._exit_gates(run, "defer")
-                return Outcome("defer", delay_s=wait_s), task
+                return Outcome("defer", delay_s=wait_s)
             run.gates.append(gate)
         try:
             # creating the coroutine binds the arguments without running any of the body
@@ -364,7 +321,7 @@ class Runtime:
         except TypeError as exc:
             msg = f"arguments do not match {task.name}{task.signature}: {exc}"
             await self._exit_gates(run, "dead")
-            return Outcome("dead", error=error_info(None, msg, "BadArguments")), task
+            return Outcome("dead", error=error_info(None, msg, "BadArguments"))
         if self.worker.protect == "any" or not task.interruptible:
             run.protected = True
             self.busy.job_started()
@@ -381,7 +338,7 @@ class Runtime:
             timeout_s=timeout,
             shutting_down=self.shutting_down,
         )
-        return outcome, task
+        return outcome
 
     async def _exit_gates(self, run: Running, outcome: str) -> None:
         """Tell the gates that admitted the job that it is over (last admitted first)."""
@@ -398,105 +355,6 @@ class Runtime:
             lambda: self.scripts.checkpoint(k, run.job_id, run.token, blob),
         )
         return bool(ok)
-
-    async def _write_outcome(
-        self, run: Running, k: QueueKeys, outcome: Outcome, task: Task[Any, Any] | None
-    ) -> None:
-        w = self.worker
-        job = run.job_id
-        ok: bool | None
-        if outcome.kind == "complete":
-            result = b'{"s":"complete","n":%d,"t":%s,"v":%s}' % (
-                run.attempt,
-                dumps(run.task_name),
-                outcome.value,
-            )
-            ok = await self._ackers[run.queue].ack((job, run.token, result))
-        elif outcome.kind == "retry":
-            err = dumps(outcome.error)
-            delay_ms = int(outcome.delay_s * 1000)
-            ok = await self.durable(
-                f"retry job {job}", lambda: self.scripts.retry(k, job, run.token, delay_ms, err)
-            )
-            joblog.warning(
-                "job %s %s failed (attempt %d), retrying in %.1f s: %s: %s",
-                job,
-                run.task_name,
-                run.attempt,
-                outcome.delay_s,
-                (outcome.error or {}).get("type"),
-                (outcome.error or {}).get("message"),
-                extra=self._extra(run, "retry"),
-            )
-        elif outcome.kind == "defer":
-            delay_ms = max(int(outcome.delay_s * 1000), 1)
-            ok = await self.durable(
-                f"defer job {job}",
-                lambda: self.scripts.retry(k, job, run.token, delay_ms, b"", count_attempt=False),
-            )
-            if joblog.isEnabledFor(logging.DEBUG):
-                joblog.debug("job %s %s deferred %.3f s", job, run.task_name, outcome.delay_s)
-        elif outcome.kind == "dead":
-            error = outcome.error or {}
-            err = dumps(error)
-            res = dumps({"s": "dead", "n": run.attempt, "t": run.task_name, "e": error})
-            ok = await self.durable(
-                f"dead-letter job {job}",
-                lambda: self.scripts.dead(
-                    k, job, run.token, err, res, w.result_ttl_ms, w.dead_max, w.dead_ttl_ms
-                ),
-            )
-            joblog.error(
-                "job %s %s dead-lettered after attempt %d: %s: %s",
-                job,
-                run.task_name,
-                run.attempt,
-                error.get("type"),
-                error.get("message"),
-                extra=self._extra(run, "dead", error.get("type")),
-            )
-        else:  # requeue: interrupted by shutdown
-            state = unsaved_state(run)
-            ok = await self.durable(
-                f"requeue job {job}", lambda: self.scripts.requeue(k, job, run.token, state)
-            )
-            if ok:
-                joblog.warning(
-                    "interrupted %s; requeued at the front of %s without using an attempt",
-                    describe(run),
-                    run.queue,
-                    extra=self._extra(run, "interrupted"),
-                )
-        if ok is False:
-            self.stats["lost"] += 1
-            joblog.warning(
-                "job %s %s: lease lost before its %s was written (another worker owns it); "
-                "this run's outcome was discarded",
-                job,
-                run.task_name,
-                outcome.kind,
-                extra=self._extra(run, "lease_lost"),
-            )
-        elif ok:
-            self.stats[outcome.kind] += 1
-        del task
-
-    async def _write_complete(
-        self, k: QueueKeys, items: list[tuple[str, str, bytes]]
-    ) -> list[bool]:
-        return await self.scripts.complete(k, self.worker.result_ttl_ms, items)
-
-    def _extra(self, run: Running, event: str, error_class: Any = None) -> dict[str, Any]:
-        extra = {
-            "job_id": run.job_id,
-            "task": run.task_name,
-            "queue": run.queue,
-            "attempt": run.attempt,
-            "event": event,
-        }
-        if error_class:
-            extra["error_class"] = error_class
-        return extra
 
     # -- heartbeat -------------------------------------------------------------------
 

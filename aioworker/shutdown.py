@@ -25,7 +25,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from .runtime import describe, unsaved_state
+from .running import describe, unsaved_state
 
 if TYPE_CHECKING:
     from .runtime import Runtime

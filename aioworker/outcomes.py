@@ -1,0 +1,138 @@
+"""Writing what became of a run: complete (batched), retry, defer, dead, requeue.
+
+Each outcome is one script call fenced by the run's lease token; a write that fails
+because Redis is away is repeated by :class:`~aioworker.acker.Durable`, and an outcome
+refused because the lease was lost is logged and discarded (another worker owns the
+job).  Log lines about jobs carry ``job_id``, ``task``, ``queue``, ``attempt`` and
+``event`` (plus ``error_class`` on errors) for structured logs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .acker import Acker, Durable
+from .executor import Outcome
+from .keys import QueueKeys
+from .payload import dumps
+from .running import Running, describe, unsaved_state
+
+if TYPE_CHECKING:
+    from .scripts import Scripts
+    from .worker import Worker
+
+__all__ = ("OutcomeWriter",)
+
+joblog = logging.getLogger("aioworker.job")
+
+
+class OutcomeWriter:
+    """Writes outcomes for the queues of one runtime and counts them in ``stats``."""
+
+    def __init__(
+        self, worker: Worker, scripts: Scripts, durable: Durable, keys: dict[str, QueueKeys]
+    ) -> None:
+        self.worker = worker
+        self.scripts = scripts
+        self.durable = durable
+        self.stats = {"complete": 0, "retry": 0, "dead": 0, "requeue": 0, "defer": 0, "lost": 0}
+        self.ackers = {
+            q: Acker(functools.partial(self._complete, k), durable) for q, k in keys.items()
+        }
+
+    async def write(self, run: Running, k: QueueKeys, outcome: Outcome) -> None:
+        """Write a finished run's outcome with the script for it, fenced by its lease."""
+        w = self.worker
+        job = run.job_id
+        ok: bool | None
+        if outcome.kind == "complete":
+            result = b'{"s":"complete","n":%d,"t":%s,"v":%s}' % (
+                run.attempt,
+                dumps(run.task_name),
+                outcome.value,
+            )
+            ok = await self.ackers[run.queue].ack((job, run.token, result))
+        elif outcome.kind == "retry":
+            err = dumps(outcome.error)
+            delay_ms = int(outcome.delay_s * 1000)
+            ok = await self.durable(
+                f"retry job {job}", lambda: self.scripts.retry(k, job, run.token, delay_ms, err)
+            )
+            joblog.warning(
+                "job %s %s failed (attempt %d), retrying in %.1f s: %s: %s",
+                job,
+                run.task_name,
+                run.attempt,
+                outcome.delay_s,
+                (outcome.error or {}).get("type"),
+                (outcome.error or {}).get("message"),
+                extra=self.extra(run, "retry"),
+            )
+        elif outcome.kind == "defer":
+            delay_ms = max(int(outcome.delay_s * 1000), 1)
+            ok = await self.durable(
+                f"defer job {job}",
+                lambda: self.scripts.retry(k, job, run.token, delay_ms, b"", count_attempt=False),
+            )
+            if joblog.isEnabledFor(logging.DEBUG):
+                joblog.debug("job %s %s deferred %.3f s", job, run.task_name, outcome.delay_s)
+        elif outcome.kind == "dead":
+            error = outcome.error or {}
+            err = dumps(error)
+            res = dumps({"s": "dead", "n": run.attempt, "t": run.task_name, "e": error})
+            ok = await self.durable(
+                f"dead-letter job {job}",
+                lambda: self.scripts.dead(
+                    k, job, run.token, err, res, w.result_ttl_ms, w.dead_max, w.dead_ttl_ms
+                ),
+            )
+            joblog.error(
+                "job %s %s dead-lettered after attempt %d: %s: %s",
+                job,
+                run.task_name,
+                run.attempt,
+                error.get("type"),
+                error.get("message"),
+                extra=self.extra(run, "dead", error.get("type")),
+            )
+        else:  # requeue: interrupted by shutdown
+            state = unsaved_state(run)
+            ok = await self.durable(
+                f"requeue job {job}", lambda: self.scripts.requeue(k, job, run.token, state)
+            )
+            if ok:
+                joblog.warning(
+                    "interrupted %s; requeued at the front of %s without using an attempt",
+                    describe(run),
+                    run.queue,
+                    extra=self.extra(run, "interrupted"),
+                )
+        if ok is False:
+            self.stats["lost"] += 1
+            joblog.warning(
+                "job %s %s: lease lost before its %s was written (another worker owns it); "
+                "this run's outcome was discarded",
+                job,
+                run.task_name,
+                outcome.kind,
+                extra=self.extra(run, "lease_lost"),
+            )
+        elif ok:
+            self.stats[outcome.kind] += 1
+
+    async def _complete(self, k: QueueKeys, items: list[tuple[str, str, bytes]]) -> list[bool]:
+        return await self.scripts.complete(k, self.worker.result_ttl_ms, items)
+
+    def extra(self, run: Running, event: str, error_class: Any = None) -> dict[str, Any]:
+        extra = {
+            "job_id": run.job_id,
+            "task": run.task_name,
+            "queue": run.queue,
+            "attempt": run.attempt,
+            "event": event,
+        }
+        if error_class:
+            extra["error_class"] = error_class
+        return extra
