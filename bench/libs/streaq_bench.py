@@ -1,0 +1,68 @@
+"""streaq under the shared benchmark driver.
+
+streaq's bulk path is ``Worker.enqueue_many``, which publishes every task in
+one pipeline. The worker runs with ``concurrency`` consumers and the default
+prefetch, in burst mode so it returns once the stream is drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from importlib.metadata import version
+
+import _harness
+from streaq import Worker
+
+
+def build(opts: _harness.Options) -> _harness.Library:
+    worker = Worker(redis_url=opts.redis_url, concurrency=opts.concurrency, handle_signals=False)
+
+    @worker.task(name="noop")
+    async def noop() -> None:
+        _harness.job_done()
+
+    @worker.task(name="sleepy")
+    async def sleepy(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        _harness.job_done()
+
+    async def enqueue() -> None:
+        if opts.scenario == "noop":
+            tasks = [noop.enqueue() for _ in range(opts.jobs)]
+        else:
+            tasks = [sleepy.enqueue(opts.sleep_s) for _ in range(opts.jobs)]
+        async with worker:
+            await worker.enqueue_many(tasks)
+
+    async def work(done: _harness.Completions) -> None:
+        worker.burst = True
+        runner = asyncio.create_task(worker.run_async())
+        try:
+            await done.event.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(runner), 10)
+        finally:
+            if not runner.done():
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
+
+    return _harness.Library(
+        name="streaq",
+        version=version("streaq"),
+        settings={
+            "concurrency": opts.concurrency,
+            "prefetch": worker.prefetch,
+            "burst": True,
+            "other": "defaults (max_tries=3, result ttl=5 min, pickle)",
+            "enqueue": "Worker.enqueue_many (one pipeline)",
+            "loop": "uvloop",
+        },
+        enqueue=enqueue,
+        work=work,
+    )
+
+
+if __name__ == "__main__":
+    _harness.main(build)

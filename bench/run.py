@@ -1,0 +1,599 @@
+"""Side-by-side benchmark of aioworker and its peers: ``python -m bench.run``.
+
+Every library runs the same two scenarios through the same driver
+(``bench/libs/_harness.py``), one fresh process per run, in its own virtualenv
+(the peers pin conflicting redis clients; aioworker uses this interpreter):
+
+* ``noop``: enqueue N no-op jobs with the library's fastest bulk path
+  (``enqueue_per_s``), then start one worker and time until all N ran
+  (``jobs_per_s``).
+* ``io``: the same with N jobs of ``await asyncio.sleep(0.05)`` at a
+  concurrency of 1,000; the worker process's peak RSS is reported as well.
+
+Completion is counted the same way for every library: each job body bumps an
+in-process counter in the worker process, and the clock stops at the Nth.
+
+The benchmark starts its own ``redis-server`` on a free port, flushes it
+between runs, and stops it by PID at the end. Libraries are interleaved within
+each repeat (their order rotates), and each figure is the median over the
+repeats with its min-max range. Results go to ``bench/RESULTS.md`` (and the
+raw runs to ``bench/RESULTS.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench import peers
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+LIBS_DIR = BENCH_DIR / "libs"
+
+SCENARIOS = ("noop", "io")
+METRICS = (
+    # key, label, whether a higher value is better
+    ("enqueue_per_s", "enqueue jobs/s", True),
+    ("jobs_per_s", "jobs/s", True),
+    ("peak_rss_mb", "worker peak RSS MB", False),
+)
+SUBJECT = "aioworker"
+
+
+@dataclass(frozen=True)
+class Lib:
+    """One benchmarked library: its script, its virtualenv and extra arguments."""
+
+    name: str
+    script: str
+    peer: str | None  # name of the peer virtualenv; None for this project's interpreter
+    extra_args: tuple[str, ...] = ()
+
+    def python(self) -> Path:
+        return Path(sys.executable) if self.peer is None else peers.venv_python(self.peer)
+
+
+LIBS: dict[str, Lib] = {
+    lib.name: lib
+    for lib in (
+        Lib("aioworker", "aioworker_bench.py", None),
+        Lib("arq", "arq_bench.py", "arq"),
+        Lib("saq", "saq_bench.py", "saq"),
+        Lib("streaq", "streaq_bench.py", "streaq"),
+        Lib("taskiq", "taskiq_bench.py", "taskiq"),
+        Lib("taskiq-list", "taskiq_bench.py", "taskiq", ("--variant", "list")),
+    )
+}
+
+
+# -- the private Redis server --------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[tuple[str, redis.Redis]]:
+    """Start a throwaway ``redis-server`` and stop it by PID afterwards."""
+    port = _free_port()
+    log = BENCH_DIR / ".venvs" / "redis-server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--daemonize", "no",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start; see {log}") from None
+                time.sleep(0.05)
+        yield url, client
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def reset(client: redis.Redis) -> None:
+    """Empty the private server: data, cached scripts and loaded functions."""
+    client.flushall()
+    client.script_flush()
+    client.function_flush()
+
+
+def redis_cpu_s(client: redis.Redis) -> float:
+    """CPU seconds the private server has used so far (main thread and children)."""
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+
+
+# -- one run -------------------------------------------------------------------------
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def run_one(
+    lib: Lib, scenario: str, jobs: int, concurrency: int, url: str, timeout_s: float
+) -> dict[str, Any]:
+    """Run one library x scenario in a fresh process; never raises for a failed run."""
+    cmd = [
+        str(lib.python()),
+        str(LIBS_DIR / lib.script),
+        "--scenario", scenario,
+        "--jobs", str(jobs),
+        "--concurrency", str(concurrency),
+        "--redis-url", url,
+        # the worker gives up a little before the hard limit, so it can still report
+        "--timeout", str(max(30.0, timeout_s - 60)),
+        *lib.extra_args,
+    ]  # fmt: skip
+    base: dict[str, Any] = {"lib": lib.name, "scenario": scenario, "jobs": jobs}
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # its own process group, so a hung run is killed whole
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        return {**base, "error": f"timed out after {timeout_s:.0f} s\n{_tail(err)}"}
+    finally:
+        # a worker child left behind by a crashed producer goes with its group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    result: dict[str, Any] | None = None
+    for line in reversed(out.strip().splitlines()):
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(line)
+            if isinstance(parsed, dict):
+                result = parsed
+                break
+    if result is None:
+        return {**base, "error": f"exit status {proc.returncode}, no result\n{_tail(err)}"}
+    if "error" in result and err.strip():
+        result["error"] += "\n--- stderr ---\n" + _tail(err)
+    return {**base, **result}
+
+
+# -- figures -------------------------------------------------------------------------
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, float] | None]:
+    """Median, min and max of each metric over the successful runs."""
+    ok = [r for r in runs if "error" not in r]
+    out: dict[str, dict[str, float] | None] = {}
+    for key, _, _ in METRICS:
+        values = [float(r[key]) for r in ok if r.get(key) is not None]
+        out[key] = (
+            {"median": statistics.median(values), "min": min(values), "max": max(values)}
+            if values
+            else None
+        )
+    return out
+
+
+def _num(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def cell(stat: dict[str, float] | None, runs: int) -> str:
+    if stat is None:
+        return "failed"
+    if runs <= 1 or stat["min"] == stat["max"]:
+        return _num(stat["median"])
+    return f"{_num(stat['median'])} ({_num(stat['min'])}-{_num(stat['max'])})"
+
+
+def ratio_rows(
+    summaries: dict[tuple[str, str], dict[str, dict[str, float] | None]],
+    libs: list[str],
+    scenarios: list[str],
+) -> list[tuple[str, str, str, str]]:
+    """For each scenario and metric: aioworker's median over the best peer's."""
+    rows = []
+    for scenario in scenarios:
+        for key, label, higher_better in METRICS:
+            mine = summaries.get((SUBJECT, scenario), {}).get(key)
+            peer_medians = [
+                (lib, s["median"])
+                for lib in libs
+                if lib != SUBJECT and (s := summaries.get((lib, scenario), {}).get(key))
+            ]
+            if mine is None or not peer_medians:
+                rows.append((scenario, label, "n/a", "n/a"))
+                continue
+            pick = max if higher_better else min
+            best_lib, best = pick(peer_medians, key=lambda p: p[1])
+            rows.append((scenario, label, best_lib, f"{mine['median'] / best:.2f}x"))
+    return rows
+
+
+# -- machine -------------------------------------------------------------------------
+
+
+def machine_info(client: redis.Redis) -> dict[str, str]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram = f"{int(line.split()[1]) / 2**20:.1f} GiB"
+                break
+    server = client.info("server")
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "ram": ram,
+        "kernel": platform.release(),
+        "redis-server": f"{server.get('redis_version')} (private instance, "
+        "--save '' --appendonly no, loopback TCP)",
+        "python": platform.python_version(),
+    }
+
+
+def lib_versions(lib: Lib) -> dict[str, str]:
+    dists = {
+        "aioworker": ("aioworker", "redis", "hiredis", "orjson", "uvloop"),
+        "arq": ("arq", "redis", "hiredis", "uvloop"),
+        "saq": ("saq", "redis", "hiredis", "uvloop"),
+        "streaq": ("streaq", "coredis", "anyio", "uvloop"),
+        "taskiq": ("taskiq", "taskiq-redis", "redis", "hiredis", "uvloop"),
+    }[lib.peer or lib.name]
+    return peers.installed_versions(lib.python(), dists)
+
+
+# -- report --------------------------------------------------------------------------
+
+
+def render(
+    *,
+    args: argparse.Namespace,
+    libs: list[str],
+    scenarios: list[str],
+    runs: dict[tuple[str, str], list[dict[str, Any]]],
+    install_errors: dict[str, str],
+    versions: dict[str, dict[str, str]],
+    machine: dict[str, str],
+    concurrency: dict[str, int],
+    elapsed_s: float,
+) -> str:
+    summaries = {k: summarize(v) for k, v in runs.items()}
+    lines: list[str] = []
+    w = lines.append
+    w("# aioworker side-by-side benchmark")
+    w("")
+    w(f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `python -m bench.run "
+      f"{' '.join(sys.argv[1:])}`, {elapsed_s / 60:.1f} minutes in all.")  # fmt: skip
+    w("")
+    w(f"- jobs per run: {args.jobs:,}; repeats: {args.repeats}; "
+      f"concurrency: noop {concurrency['noop']}, io {concurrency['io']} "
+      f"(the same for every library); io job: `await asyncio.sleep(0.05)`")  # fmt: skip
+    if args.quick:
+        w("- **quick smoke run**: too few jobs and repeats for the figures to mean much")
+    elif args.jobs != 20_000 or args.repeats != 3:
+        w("- reduced from the standard 20,000 jobs x 3 repeats")
+    w("- each run is a fresh process pair in the library's own virtualenv: the producer "
+      "enqueues all jobs (timed: enqueue jobs/s), then the worker process (started "
+      "before the enqueue, idle until told to go) runs them; a counter in the worker "
+      "process stops the clock at the last job body (jobs/s); peak RSS is the worker "
+      "process's `ru_maxrss`, libraries and interpreter included")  # fmt: skip
+    w("- figures are medians over the repeats with min-max in brackets; libraries are "
+      "interleaved within each repeat, the private Redis is flushed (data, scripts, "
+      "functions) before every run; every library runs on uvloop")  # fmt: skip
+    w("")
+    w("## Machine")
+    w("")
+    w("| | |")
+    w("|---|---|")
+    for k, v in machine.items():
+        w(f"| {k} | {v} |")
+    w("")
+    w("## Libraries and settings")
+    w("")
+    w("| library | versions | settings |")
+    w("|---|---|---|")
+    for lib in libs:
+        ver = ", ".join(f"{k} {v}" for k, v in versions.get(lib, {}).items()) or "n/a"
+        settings = next(
+            (r["settings"] for sc in scenarios for r in runs[(lib, sc)] if "settings" in r),
+            None,
+        )
+        shown = ("; ".join(f"{k}={v}" for k, v in settings.items()) if settings else "n/a").replace(
+            "|", "/"
+        )
+        w(f"| {lib} | {ver} | {shown} |")
+    w("")
+    w("The concurrency setting named above takes the scenario's concurrency.")
+    w("")
+    w("## Results")
+    w("")
+    header = "| scenario | library | " + " | ".join(label for _, label, _ in METRICS) + " |"
+    w(header)
+    w("|---|---|" + "---:|" * len(METRICS))
+    for scenario in scenarios:
+        for lib in libs:
+            ok_runs = [r for r in runs[(lib, scenario)] if "error" not in r]
+            stats = summaries[(lib, scenario)]
+            cells = [cell(stats[key], len(ok_runs)) for key, _, _ in METRICS]
+            failed = len(runs[(lib, scenario)]) - len(ok_runs)
+            name = f"**{lib}**" if lib == SUBJECT else lib
+            if failed and ok_runs:
+                name += f" ({failed} of {len(runs[(lib, scenario)])} runs failed)"
+            w(f"| {scenario} | {name} | " + " | ".join(cells) + " |")
+    w("")
+    w("## aioworker ÷ best peer")
+    w("")
+    w("Above 1 is better for throughput; below 1 is better for memory.")
+    w("")
+    w("| scenario | metric | best peer | aioworker ÷ best peer |")
+    w("|---|---|---|---:|")
+    for row in ratio_rows(summaries, libs, scenarios):
+        w("| " + " | ".join(row) + " |")
+    w("")
+    failures = [(lib, sc, r) for (lib, sc), rs in runs.items() for r in rs if "error" in r]
+    if install_errors or failures:
+        w("## Failures")
+        w("")
+        for lib, err in install_errors.items():
+            w(f"- **{lib}** did not install:")
+            w("")
+            w("```")
+            w(err)
+            w("```")
+        seen: set[tuple[str, str]] = set()
+        for lib, sc, r in failures:
+            if lib in install_errors or (lib, sc) in seen:
+                continue
+            seen.add((lib, sc))
+            w(f"- **{lib}**, {sc} (first failure shown):")
+            w("")
+            w("```")
+            w(r["error"])
+            w("```")
+        w("")
+    hung = [
+        (lib, sc)
+        for (lib, sc), rs in runs.items()
+        for r in rs
+        if "error" not in r and r.get("stop_s") is None
+    ]
+    if hung:
+        w("## Workers that did not stop")
+        w("")
+        w(
+            "Runs whose worker was still running 30 s after the last job "
+            "(their figures stand; the process was ended without waiting):"
+        )
+        w("")
+        for lib, sc in sorted(set(hung)):
+            w(f"- {lib}, {sc}: {hung.count((lib, sc))} run(s)")
+        w("")
+    w("## Every run")
+    w("")
+    w(
+        "| scenario | library | enqueue jobs/s | jobs/s | peak RSS MB | worker CPU s "
+        "| Redis CPU s | stop s |"
+    )
+    w("|---|---|---|---|---|---|---|---|")
+    for scenario in scenarios:
+        for lib in libs:
+            rs = [r for r in runs[(lib, scenario)] if "error" not in r]
+            if not rs:
+                continue
+
+            def col(key: str, rs: list[dict[str, Any]] = rs) -> str:
+                return ", ".join("-" if r.get(key) is None else _num(r[key]) for r in rs)
+
+            w(f"| {scenario} | {lib} | {col('enqueue_per_s')} | {col('jobs_per_s')} | "
+              f"{col('peak_rss_mb')} | {col('worker_cpu_s')} | {col('redis_cpu_s')} | "
+              f"{col('stop_s')} |")  # fmt: skip
+    w("")
+    w(
+        "`worker CPU s` is the worker process's user+system CPU from start to the last job; "
+        "`Redis CPU s` is the private server's CPU over the whole run (enqueue included); "
+        "`stop s` is how long the worker took to stop after the last job (not timed above)."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def print_table(
+    libs: list[str], scenarios: list[str], runs: dict[tuple[str, str], list[dict[str, Any]]]
+) -> None:
+    head = f"{'scenario':<9}{'library':<13}" + "".join(f"{lbl:>30}" for _, lbl, _ in METRICS)
+    print(head)
+    print("-" * len(head))
+    for scenario in scenarios:
+        for lib in libs:
+            rs = runs[(lib, scenario)]
+            stats = summarize(rs)
+            ok = len([r for r in rs if "error" not in r])
+            cells = "".join(f"{cell(stats[key], ok):>30}" for key, _, _ in METRICS)
+            print(f"{scenario:<9}{lib:<13}{cells}")
+
+
+# -- main ----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="runs per library and scenario (3)"
+    )
+    parser.add_argument("--jobs", type=int, default=None, help="jobs per run (20000)")
+    parser.add_argument("--libs", nargs="+", default=list(LIBS), help="libraries to run")
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), help="noop, io")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 jobs, 1 repeat")
+    parser.add_argument("--noop-concurrency", type=int, default=1000)
+    parser.add_argument("--io-concurrency", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
+    parser.add_argument("--output", type=Path, default=None, help="report file")
+    args = parser.parse_args(argv)
+    args.libs = [x for item in args.libs for x in item.split(",") if x]
+    args.scenarios = [x for item in args.scenarios for x in item.split(",") if x]
+    for name in args.libs:
+        if name not in LIBS:
+            parser.error(f"unknown library {name!r}; choose from {', '.join(LIBS)}")
+    for name in args.scenarios:
+        if name not in SCENARIOS:
+            parser.error(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
+    if args.jobs is None:
+        args.jobs = 2_000 if args.quick else 20_000
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
+    if args.output is None:
+        args.output = BENCH_DIR / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    started = time.monotonic()
+    libs: list[str] = args.libs
+    scenarios: list[str] = args.scenarios
+    concurrency = {"noop": args.noop_concurrency, "io": args.io_concurrency}
+
+    install_errors: dict[str, str] = {}
+    versions: dict[str, dict[str, str]] = {}
+    install_log = BENCH_DIR / ".venvs" / "install.log"
+    set_up: set[str] = set()
+    for name in libs:
+        lib = LIBS[name]
+        if lib.peer is not None and lib.peer not in set_up:
+            set_up.add(lib.peer)
+            print(f"setting up {lib.peer} in {peers.VENVS_DIR / lib.peer} ...", flush=True)
+            _, error = peers.ensure_peer(peers.PEERS[lib.peer], install_log)
+            if error:
+                install_errors[lib.peer] = error
+                print(f"  {lib.peer} failed to install:\n{error}", flush=True)
+        if lib.peer in install_errors:
+            install_errors[name] = install_errors[lib.peer]
+        else:
+            versions[name] = lib_versions(lib)
+    for name in list(install_errors):
+        if name not in libs:
+            del install_errors[name]
+
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {
+        (lib, sc): [] for lib in libs for sc in scenarios
+    }
+    with redis_server() as (url, client):
+        machine = machine_info(client)
+        print(f"private redis at {url}", flush=True)
+        for repeat in range(args.repeats):
+            for scenario in scenarios:
+                shift = repeat % len(libs)
+                order = libs[shift:] + libs[:shift]
+                for name in order:
+                    if name in install_errors:
+                        runs[(name, scenario)].append(
+                            {"lib": name, "scenario": scenario, "error": "not installed"}
+                        )
+                        continue
+                    reset(client)
+                    t0 = time.monotonic()
+                    redis_cpu = redis_cpu_s(client)
+                    result = run_one(
+                        LIBS[name], scenario, args.jobs, concurrency[scenario], url, args.timeout
+                    )
+                    if "error" not in result:
+                        result["redis_cpu_s"] = round(redis_cpu_s(client) - redis_cpu, 3)
+                    runs[(name, scenario)].append(result)
+                    took = time.monotonic() - t0
+                    if "error" in result:
+                        first = result["error"].strip().splitlines()[-1:] or [""]
+                        summary = f"FAILED: {first[0]}"
+                    else:
+                        summary = (
+                            f"enqueue {result['enqueue_per_s']:>9,.0f}/s  "
+                            f"run {result['jobs_per_s']:>8,.0f}/s  "
+                            f"rss {result['peak_rss_mb']:>6.1f} MB"
+                        )
+                    print(
+                        f"[{repeat + 1}/{args.repeats}] {scenario:<5} {name:<12} "
+                        f"{summary}  ({took:.1f} s)",
+                        flush=True,
+                    )
+        reset(client)
+
+    elapsed = time.monotonic() - started
+    print()
+    print_table(libs, scenarios, runs)
+    report = render(
+        args=args,
+        libs=libs,
+        scenarios=scenarios,
+        runs=runs,
+        install_errors=install_errors,
+        versions=versions,
+        machine=machine,
+        concurrency=concurrency,
+        elapsed_s=elapsed,
+    )
+    args.output.write_text(report)
+    raw = {
+        "machine": machine,
+        "versions": versions,
+        "runs": [r for rs in runs.values() for r in rs],
+    }
+    args.output.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
+    print(f"\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
