@@ -47,5 +47,6 @@ class Running:
     record: JobRecord | None = None
     gates: list[Gate] = field(default_factory=list)
     lease_lost: bool = False
+    abandoned: bool = False
     outcome: str = ""
     extra: dict[str, Any] = field(default_factory=dict)

@@ -88,6 +88,7 @@ async def drain(
                         "%s is marked non-interruptible but the shutdown budget ran out; "
                         "cancelling it now",
                         describe(run),
+                        extra=runtime.outcomes.extra(run, "budget_exceeded", "ShutdownBudget"),
                     )
                 interrupted += 1
                 run.task.cancel()
@@ -98,6 +99,7 @@ async def drain(
         if not run.executing:
             continue  # its outcome is being written; Durable gives up at the deadline
         stuck += 1
+        run.abandoned = True  # whatever the job does later, its outcome is not written
         state = unsaved_state(run)
         k = runtime.keys[run.queue]
         ok = await runtime.durable(
@@ -110,6 +112,7 @@ async def drain(
             "requeued at the front of its queue with its last checkpoint"
             if ok
             else "could not requeue it; another worker will recover it when its lease expires",
+            extra=runtime.outcomes.extra(run, "ignored_cancel", "IgnoredCancellation"),
         )
         runtime.running.pop(run.job_id, None)
     if runtime.running:
