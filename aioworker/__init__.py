@@ -17,21 +17,27 @@ from .errors import (
     JobNotFound,
     PayloadError,
     PayloadTooLarge,
+    RateLimited,
     ResultTimeout,
     Retry,
     UnknownTaskError,
 )
 from .handle import JobHandle
 from .job import JobInfo, JobSpec, JobStatus
+from .limits import GCRA, Admission, Bucket, Concurrent, Points, Window
 from .task import Task
 from .worker import Worker
 
 __version__ = "0.1.0"
 
 __all__ = (
+    "GCRA",
+    "Admission",
     "AioworkerError",
     "Backoff",
     "BrokerUnavailable",
+    "Bucket",
+    "Concurrent",
     "ConfigError",
     "EnqueueError",
     "ImportStringError",
@@ -46,10 +52,13 @@ __all__ = (
     "LeaseLost",
     "PayloadError",
     "PayloadTooLarge",
+    "Points",
+    "RateLimited",
     "ResultTimeout",
     "Retry",
     "Task",
     "UnknownTaskError",
+    "Window",
     "Worker",
     "__version__",
 )

@@ -145,6 +145,15 @@ class Broker:
         reply = await client.blpop([k.wake], timeout=max(timeout_s, 0.001))
         return reply is not None
 
+    async def wait_token(self, key: str, timeout_s: float) -> bool:
+        """Block until a token arrives on a wake list (e.g. a limiter's), or the timeout passes.
+
+        :returns: True if woken by a token (which is consumed).
+        """
+        client = self._client or await self.connect()
+        reply = await client.blpop([key], timeout=max(timeout_s, 0.001))
+        return reply is not None
+
     async def wake(self, k: QueueKeys) -> None:
         """Push one wake token for the queue (errors are ignored: waits time out anyway)."""
         client = self._client or await self.connect()

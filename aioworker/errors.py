@@ -12,6 +12,8 @@ The tree::
     ├── BrokerUnavailable          Redis cannot be reached (URL shown, password masked)
     ├── JobNotFound                no job with that id (never existed, or its result expired)
     ├── ResultTimeout              ``Job.result(timeout=...)`` gave up waiting
+    ├── RateLimited                a limiter did not admit within ``max_wait`` (or a job
+    │                              was deferred by its limiter longer than ``rate_max_wait``)
     └── JobFailed                  the job failed for good; ``.error`` holds its last error
         └── JobDead                it was dead-lettered (attempts exhausted or bad input)
 
@@ -36,6 +38,7 @@ __all__ = (
     "JobNotFound",
     "PayloadError",
     "PayloadTooLarge",
+    "RateLimited",
     "ResultTimeout",
     "Retry",
     "UnknownTaskError",
@@ -91,6 +94,24 @@ class JobNotFound(AioworkerError, LookupError):
 
 class ResultTimeout(AioworkerError, TimeoutError):
     """Waiting for a job's result took longer than the given timeout."""
+
+
+class RateLimited(AioworkerError):
+    """A limiter did not admit the caller in time.
+
+    :param limiter: the limiter's name (with its key, for keyed limiters).
+    :param retry_after_s: when the limiter expected a slot for this caller.
+    :param waited_s: how long the caller waited.
+    """
+
+    def __init__(self, limiter: str, retry_after_s: float, waited_s: float) -> None:
+        self.limiter = limiter
+        self.retry_after_s = retry_after_s
+        self.waited_s = waited_s
+        super().__init__(
+            f"limiter {limiter!r} did not admit within {waited_s:.3f} s "
+            f"(next slot expected in {retry_after_s:.3f} s)"
+        )
 
 
 class JobFailed(AioworkerError):

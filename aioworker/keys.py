@@ -24,13 +24,29 @@ Key schema (``P`` is the prefix, ``aioworker`` by default; ``q`` the queue name)
     P:{q}:done:<id>      LIST    a short-lived marker that wakes result waiters
 
 Keys not bound to one queue carry their own hash tag, e.g. ``P:{workers}``.
+
+Limiter keys (:mod:`aioworker.limits`) carry the hash tag ``{limit:<name>}``, so all the
+keys of one limiter name (``"stripe"``, or a keyed name like ``"erp:tenant-42"``) live in
+one slot and different names spread over the cluster.  Every one of them expires on its
+own once the limiter is idle, so thousands of keyed names leave nothing behind::
+
+    P:{limit:n}:holders  ZSET    Concurrent: hold token -> lease deadline in ms
+    P:{limit:n}:since    HASH    Concurrent: hold token -> acquired_ms; ``~avg`` -> mean
+                                 hold time in ms (moving average, for wait estimates)
+    P:{limit:n}:wake     LIST    Concurrent: one token per release, for waiters in BLPOP
+    P:{limit:n}:bucket   HASH    Bucket: ``w`` -> current window index, ``n`` -> used in it
+    P:{limit:n}:log      ZSET    Window: one member per admitted unit -> admission time in us
+    P:{limit:n}:tat      STRING  GCRA: theoretical arrival time in us
+    P:{limit:n}:points   HASH    Points: ``p`` -> points left, ``t`` -> last refill in us
+    P:{limit:n}:waits    ZSET    waiter id (a job id) -> first refusal in ms: queue
+                                 position for wait estimates, and the clock of ``max_wait``
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ("QueueKeys", "validate_name")
+__all__ = ("LimiterKeys", "QueueKeys", "validate_name")
 
 _FORBIDDEN = set("{}\r\n ")
 
@@ -110,3 +126,63 @@ class QueueKeys:
 
     def done(self, job_id: str) -> str:
         return f"{self.base}:done:{job_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterKeys:
+    """Key names of one limiter name (all in the slot of ``{limit:<name>}``)."""
+
+    prefix: str
+    name: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{limit:{self.name}}}"
+
+    @property
+    def holders(self) -> str:
+        return f"{self.base}:holders"
+
+    @property
+    def since(self) -> str:
+        return f"{self.base}:since"
+
+    @property
+    def wake(self) -> str:
+        return f"{self.base}:wake"
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.base}:bucket"
+
+    @property
+    def log(self) -> str:
+        return f"{self.base}:log"
+
+    @property
+    def tat(self) -> str:
+        return f"{self.base}:tat"
+
+    @property
+    def points(self) -> str:
+        return f"{self.base}:points"
+
+    @property
+    def waits(self) -> str:
+        return f"{self.base}:waits"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderKeys:
+    """Key names of one leadership (all in the slot of ``{leader:<name>}``)."""
+
+    prefix: str
+    name: str
+
+    @property
+    def lease(self) -> str:
+        return f"{self.prefix}:{{leader:{self.name}}}"
+
+    @property
+    def term(self) -> str:
+        return f"{self.lease}:term"

@@ -23,6 +23,8 @@ from .health import HealthServer
 from .hooks import Hook, Protect
 from .job import JobSpec
 from .keys import validate_name
+from .limit_gates import KeyFn, task_gates
+from .limits import Limiter
 from .runtime import Runtime
 from .shutdown import drain
 from .task import Task
@@ -87,6 +89,8 @@ class Worker:
     :param protect: which running jobs make the worker busy: ``any`` job, or only
         ``non_interruptible`` ones.
     :param health_port: serve ``/livez`` and ``/readyz`` on this port while running.
+    :param global_concurrency: queue -> most of its jobs running at once across all
+        workers (crash-safe leases; see :mod:`aioworker.limit_gates`).
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class Worker:
         on_idle: Sequence[Hook] = (),
         protect: Protect = "any",
         health_port: int | None = None,
+        global_concurrency: Mapping[str, int] | None = None,
     ) -> None:
         self.redis_url = redis_url or os.environ.get("AIOWORKER_REDIS_URL") or DEFAULT_URL
         self.queues: dict[str, int] = dict(queues or {"default": 100})
@@ -142,6 +147,11 @@ class Worker:
             raise ConfigError("protect must be 'any' or 'non_interruptible'")
         self.protect: Protect = protect
         self.health_port = health_port
+        self.global_concurrency: dict[str, int] = dict(global_concurrency or {})
+        for name, n in self.global_concurrency.items():
+            validate_name("queue", name)
+            if not isinstance(n, int) or n < 1:
+                raise ConfigError(f"queue {name!r}: global_concurrency must be at least 1")
         self.observers: list[Observer] = []
         self.services: list[Service] = []
         self.tasks: dict[str, Task[Any, Any]] = {}
@@ -178,6 +188,10 @@ class Worker:
         backoff: Backoff | None = None,
         interruptible: bool = True,
         gates: Sequence[Gate] = (),
+        rate_limit: Limiter | None = None,
+        rate_key: KeyFn | None = None,
+        rate_max_wait: Seconds | None = None,
+        global_concurrency: int | None = None,
     ) -> Callable[[Callable[Concatenate[JobContext, P], Awaitable[R]]], Task[P, R]]:
         """Register an ``async def fn(ctx, ...)`` as a task.
 
@@ -189,6 +203,14 @@ class Worker:
         :param interruptible: False to let running jobs of this task finish during the
             whole shutdown budget (they are still cancelled when it runs out).
         :param gates: admission gates run before each job (see :mod:`aioworker.extensions`).
+        :param rate_limit: a limiter (:mod:`aioworker.limits`) every job passes before it
+            runs; jobs over the limit are deferred without using an attempt.
+        :param rate_key: a function of the job's arguments giving the limiter's key
+            (``rate_limit.key(...)``), e.g. one limit per tenant.
+        :param rate_max_wait: seconds a job may be deferred by ``rate_limit`` in one
+            attempt before the attempt fails with ``RateLimited``.
+        :param global_concurrency: most jobs of this task running at once across all
+            workers (crash-safe leases).
         """
         if retries is not None and retries < 0:
             raise ConfigError("retries must be >= 0")
@@ -209,7 +231,17 @@ class Worker:
                 timeout_s=self.default_timeout_s if timeout is None else to_seconds(timeout),
                 backoff=backoff or self.default_backoff,
                 interruptible=interruptible,
-                gates=gates,
+                gates=[
+                    *gates,
+                    *task_gates(
+                        self,
+                        task_name,
+                        rate_limit=rate_limit,
+                        rate_key=rate_key,
+                        rate_max_wait=rate_max_wait,
+                        global_concurrency=global_concurrency,
+                    ),
+                ],
             )
             self.tasks[task_name] = t
             return t
