@@ -23,11 +23,13 @@ limiter's units are only spent by jobs that will run.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .broker import TRANSIENT_ERRORS
 from .errors import ConfigError, RateLimited
 from .extensions import Gate
 from .job import JobRecord
@@ -40,10 +42,13 @@ if TYPE_CHECKING:
 
 __all__ = ("KeyFn", "LimitGate", "QueueCapGate", "task_gates")
 
+log = logging.getLogger("aioworker.limits")
+
 KeyFn = Callable[..., str | int]
 """Called with a job's arguments (without the context); returns the limiter key."""
 
 MIN_DEFER_S = 0.005
+OUTAGE_DEFER_S = 1.0
 _FORBIDDEN = set("{}\r\n ")
 
 
@@ -106,9 +111,14 @@ class LimitGate:
         token = f"{job.id}@{job.token}"
         # a space cannot be in a queue name: "<queue> <job id>" names the job to promote
         waiter = f"{job.queue} {job.id}"
-        adm = await limiter.attempt(
-            waiter=waiter, max_wait_ms=self.max_wait_ms, forget_ms=self.forget_ms, token=token
-        )
+        try:
+            adm = await limiter.attempt(
+                waiter=waiter, max_wait_ms=self.max_wait_ms, forget_ms=self.forget_ms, token=token
+            )
+        except TRANSIENT_ERRORS as exc:
+            # Redis out of reach is no fault of the job: try again soon, attempt kept
+            log.warning("limiter %s unavailable, job %s deferred: %s", limiter.name, job.id, exc)
+            return OUTAGE_DEFER_S * (1 + random.random())
         if adm:
             if isinstance(limiter, Concurrent):
                 self._holds[(job.id, job.token)] = (limiter, token)

@@ -18,7 +18,7 @@ from redis.crc import key_slot
 from aioworker.broker import Broker
 from aioworker.limits import Limiter
 
-__all__ = ("LimitKit", "limit_url", "open_limit_kit", "slots_of")
+__all__ = ("LimitKit", "limit_url", "open_limit_kit", "slots_of", "text")
 
 Raw = Redis | RedisCluster
 
@@ -37,6 +37,7 @@ def slots_of(keys: Sequence[str]) -> set[int]:
 
 
 def text(value: bytes | str) -> str:
+    """A raw client's reply as text."""
     return value.decode() if isinstance(value, bytes) else value
 
 

@@ -4,6 +4,7 @@ limits per tenant, max wait, and global concurrency caps per task and per queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -263,3 +264,30 @@ def test_an_unbound_limiter_on_a_task_is_bound_to_its_worker() -> None:
     assert not limiter.bound
     assert gate.limiter.bound  # type: ignore[attr-defined]
     assert gate.limiter.keys.log == "app:{limit:w}:log"  # type: ignore[attr-defined]
+
+
+async def test_a_limiter_out_of_reach_defers_jobs_without_using_an_attempt(
+    make_worker: MakeWorker,
+) -> None:
+    w = make_worker()
+    away = Window("w", 5, per=1, on="redis://127.0.0.1:1/0")
+
+    @w.task(retries=0, rate_limit=away)
+    async def call_api(ctx: JobContext) -> None:
+        raise AssertionError("ran without its limiter")
+
+    job = await call_api.enqueue()
+    run = asyncio.create_task(w.run(handle_signals=False))
+    try:
+        for _ in range(100):
+            if await job.status() is JobStatus.SCHEDULED:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        await away.close()
+    info = await job.info()
+    assert info.status is JobStatus.SCHEDULED
+    assert info.attempts == 0
