@@ -8,12 +8,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from .broker import Broker
+from .broker import TRANSIENT_ERRORS, Broker
 from .handle import JobHandle
 from .job import JobSpec
-from .keys import QueueKeys
+from .keys import QueueKeys, RegistryKeys
 from .payload import encode_spec
+from .registry import queues as register_queues
 from .scripts import StatusReply
+from .tracing import trace_context
 
 __all__ = ("Client",)
 
@@ -31,6 +33,7 @@ class Client:
         self.prefix = prefix
         self.max_payload_bytes = max_payload_bytes
         self._keys: dict[str, QueueKeys] = {}
+        self._registered: set[str] = set()  # queues added to the queue registry
 
     def keys(self, queue: str) -> QueueKeys:
         k = self._keys.get(queue)
@@ -47,10 +50,11 @@ class Client:
         """
         by_queue: dict[str, list[tuple[int, tuple[str, bytes, int, int]]]] = defaultdict(list)
         ids: list[str] = []
+        extra = trace_context()
         for n, spec in enumerate(specs):
             job_id = spec.job_id or uuid.uuid4().hex
             ids.append(job_id)
-            payload = encode_spec(spec, self.max_payload_bytes)
+            payload = encode_spec(spec, self.max_payload_bytes, extra)
             by_queue[spec.queue].append((n, (job_id, payload, spec.at_ms, spec.delay_ms)))
         created = [True] * len(specs)
 
@@ -64,6 +68,8 @@ class Client:
                     created[n] = flag
 
         await self.broker.connect()
+        if not self._registered.issuperset(by_queue):
+            await self.register_queues(by_queue)
         if len(by_queue) == 1:
             ((queue, items),) = by_queue.items()
             await one_queue(queue, items)
@@ -73,6 +79,19 @@ class Client:
             JobHandle(self, job_id, spec.queue, flag)
             for job_id, spec, flag in zip(ids, specs, created, strict=True)
         ]
+
+    async def register_queues(self, names: Sequence[str] | dict[str, Any]) -> None:
+        """Add queue names to the queue registry (once per name per process).
+
+        A failure here never fails an enqueue: the names are tried again next time.
+        """
+        new = [q for q in names if q not in self._registered]
+        if new:
+            try:
+                await register_queues(self.broker.scripts, RegistryKeys(self.prefix), new)
+            except TRANSIENT_ERRORS:
+                return
+            self._registered.update(new)
 
     def job(self, job_id: str, queue: str) -> JobHandle[Any]:
         """A handle to an existing job."""

@@ -4,7 +4,8 @@ The tree::
 
     AioworkerError                 base of everything raised by this library
     ├── ConfigError                bad configuration: names, options, import strings
-    │   └── ImportStringError      ``module:attr`` could not be loaded (see its ``kind``)
+    │   ├── ImportStringError      ``module:attr`` could not be loaded (see its ``kind``)
+    │   └── MissingDependency      an optional feature's package is not installed
     ├── EnqueueError               a job could not be enqueued as asked
     │   ├── UnknownTaskError       no task of that name is registered
     │   ├── PayloadError           arguments orjson cannot encode
@@ -15,7 +16,8 @@ The tree::
     ├── RateLimited                a limiter did not admit within ``max_wait`` (or a job
     │                              was deferred by its limiter longer than ``rate_max_wait``)
     └── JobFailed                  the job failed for good; ``.error`` holds its last error
-        └── JobDead                it was dead-lettered (attempts exhausted or bad input)
+        ├── JobDead                it was dead-lettered (attempts exhausted or bad input)
+        └── JobCancelled           an operator cancelled it (``aioworker cancel``)
 
 Raised *by jobs* to steer the worker (not errors of the library):
 
@@ -33,9 +35,11 @@ __all__ = (
     "ConfigError",
     "EnqueueError",
     "ImportStringError",
+    "JobCancelled",
     "JobDead",
     "JobFailed",
     "JobNotFound",
+    "MissingDependency",
     "PayloadError",
     "PayloadTooLarge",
     "RateLimited",
@@ -66,6 +70,11 @@ class ImportStringError(ConfigError):
     def __init__(self, message: str, kind: ImportKind) -> None:
         super().__init__(message)
         self.kind: ImportKind = kind
+
+
+class MissingDependency(ConfigError, ImportError):
+    """An optional feature needs a package that is not installed; the message names the
+    ``pip install`` command."""
 
 
 class EnqueueError(AioworkerError):
@@ -130,6 +139,10 @@ class JobFailed(AioworkerError):
 
 class JobDead(JobFailed):
     """The job was dead-lettered: its attempts ran out, or it could not run at all."""
+
+
+class JobCancelled(JobFailed):
+    """An operator cancelled the job before it finished (``aioworker cancel``)."""
 
 
 class Retry(Exception):

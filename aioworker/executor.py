@@ -8,6 +8,7 @@ writes it.  Decisions:
 - it raised ``Retry`` or any exception, or timed out: ``retry`` after the backoff while
   attempts remain, else ``dead``;
 - it was cancelled because the worker is shutting down: ``requeue`` (not an attempt);
+- it was cancelled at an operator's request (:mod:`aioworker.cancellation`): ``cancel``;
 - unknown task, undecodable payload, arguments that do not fit: ``dead`` at once.
 """
 
@@ -17,7 +18,7 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,7 +31,7 @@ __all__ = ("Outcome", "error_info", "execute", "failure")
 
 log = logging.getLogger("aioworker.job")
 
-Kind = Literal["complete", "retry", "dead", "requeue", "defer"]
+Kind = Literal["complete", "retry", "dead", "requeue", "defer", "cancel"]
 
 
 @dataclass(slots=True)
@@ -83,11 +84,14 @@ async def execute(
     max_attempts: int,
     timeout_s: float | None,
     shutting_down: asyncio.Event,
+    cancel_requested: Callable[[], bool] | None = None,
 ) -> Outcome:
     """Run one call of ``task`` (the coroutine ``coro``) and classify how it ended.
 
     :param shutting_down: when set, a cancellation is a shutdown interruption (requeue)
         rather than an error.
+    :param cancel_requested: returns True when a cancellation was asked for by an
+        operator: the run ends as ``cancel``.
     """
     started = time.monotonic()
     limit: asyncio.Timeout | None = None
@@ -98,6 +102,11 @@ async def execute(
             async with asyncio.timeout(timeout_s) as limit:
                 value = await coro
     except asyncio.CancelledError:
+        if cancel_requested is not None and cancel_requested():
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # handled here: later timeouts in this task stay exact
+            return Outcome("cancel", duration_s=time.monotonic() - started)
         if not shutting_down.is_set():
             raise
         return Outcome("requeue", duration_s=time.monotonic() - started)

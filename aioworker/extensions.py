@@ -30,12 +30,20 @@ class Gate(Protocol):
         ...
 
     async def exit(self, job: JobRecord, outcome: str) -> None:
-        """The admitted job finished (``complete``, ``retry``, ``dead`` or ``requeue``)."""
+        """The admitted job finished (``complete``, ``retry``, ``dead``, ``requeue``,
+        ``cancel``, or ``defer`` when a later gate deferred it)."""
         ...
 
 
 class Observer(Protocol):
-    """Hears of job starts and ends; must not block."""
+    """Hears of job starts and ends; must not block.
+
+    ``job_started`` is called in the job's own asyncio task right before its function
+    runs (context variables set there are seen by the job).  ``job_finished`` is called
+    in the same task once the outcome is written, with ``complete``, ``retry``, ``dead``,
+    ``requeue``, ``cancel`` or ``defer``; it is also called for jobs that never started
+    (arguments that do not fit: ``dead``; a gate deferred it: ``defer``).
+    """
 
     def job_started(self, job: JobRecord) -> None: ...
 

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .context import decode_state
-from .errors import JobDead, JobNotFound, ResultTimeout
+from .errors import JobCancelled, JobDead, JobNotFound, ResultTimeout
 from .job import JobInfo, JobStatus
 from .payload import DecodeError, decode_record, loads, split_stamped
 from .timeunits import Seconds, ms_to_datetime, to_seconds
@@ -97,6 +97,7 @@ class JobHandle(Generic[R]):
 
         :param timeout: seconds to wait at most (``None`` waits for ever).
         :raises JobDead: if the job was dead-lettered.
+        :raises JobCancelled: if an operator cancelled it.
         :raises JobFailed: if it failed for good.
         :raises JobNotFound: if no such job is known.
         :raises ResultTimeout: if it did not finish in time.
@@ -109,6 +110,8 @@ class JobHandle(Generic[R]):
                 return value
             if info.status is JobStatus.DEAD:
                 raise JobDead(self.id, info.error or {})
+            if info.status is JobStatus.CANCELLED:
+                raise JobCancelled(self.id, info.error or {"type": "Cancelled", "message": ""})
             if info.status is JobStatus.NOT_FOUND:
                 raise JobNotFound(f"job {self.id} not found in queue {self.queue!r}")
             remaining = 5.0 if deadline is None else deadline - time.monotonic()

@@ -23,6 +23,8 @@ class JobStatus(enum.StrEnum):
     """Finished successfully; its result is kept for the result TTL."""
     DEAD = "dead"
     """Dead-lettered: attempts exhausted, or it could not run at all."""
+    CANCELLED = "cancelled"
+    """Cancelled by an operator (``aioworker cancel``); kept for the result TTL."""
     NOT_FOUND = "not_found"
     """Unknown: never enqueued, or its result expired."""
 

@@ -19,11 +19,19 @@ Key schema (``P`` is the prefix, ``aioworker`` by default; ``q`` the queue name)
     P:{q}:state          HASH    job id -> last checkpoint json
     P:{q}:errors         HASH    job id -> last error json
     P:{q}:wake           LIST    wake-up tokens for idle workers blocked in BLPOP
-    P:{q}:paused         STRING  present while the queue is paused
+    P:{q}:paused         STRING  present while the queue is paused (value: paused_at_ms)
+    P:{q}:cancel         HASH    job id -> requested_ms: cancel requests for running jobs,
+                                 polled by workers (see :mod:`aioworker.cancellation`)
     P:{q}:result:<id>    STRING  "<finished_ms>|<result json>", expires after the result TTL
     P:{q}:done:<id>      LIST    a short-lived marker that wakes result waiters
 
-Keys not bound to one queue carry their own hash tag, e.g. ``P:{workers}``.
+Keys not bound to one queue carry their own hash tag, e.g. ``P:{workers}``::
+
+    P:{queues}           SET     every queue name a worker served or a producer enqueued to
+                                 (how tools find queues without ``KEYS *``)
+    P:{workers}:ids      ZSET    worker id -> deadline in ms (Redis time of its last
+                                 refresh + its TTL); a worker past its deadline is gone
+    P:{workers}:info     HASH    worker id -> json record (host, pid, queues, counters)
 
 Limiter keys (:mod:`aioworker.limits`) carry the hash tag ``{limit:<name>}``, so all the
 keys of one limiter name (``"stripe"``, or a keyed name like ``"erp:tenant-42"``) live in
@@ -46,7 +54,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ("LimiterKeys", "QueueKeys", "validate_name")
+__all__ = ("LimiterKeys", "QueueKeys", "RegistryKeys", "validate_name")
 
 _FORBIDDEN = set("{}\r\n ")
 
@@ -121,6 +129,10 @@ class QueueKeys:
     def paused(self) -> str:
         return f"{self.base}:paused"
 
+    @property
+    def cancel(self) -> str:
+        return f"{self.base}:cancel"
+
     def result(self, job_id: str) -> str:
         return f"{self.base}:result:{job_id}"
 
@@ -186,3 +198,26 @@ class LeaderKeys:
     @property
     def term(self) -> str:
         return f"{self.lease}:term"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryKeys:
+    """Key names not bound to one queue: the queue and worker registries."""
+
+    prefix: str
+
+    @property
+    def queues(self) -> str:
+        return f"{self.prefix}:{{queues}}"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}:{{workers}}:ids"
+
+    @property
+    def worker_info(self) -> str:
+        return f"{self.prefix}:{{workers}}:info"
+
+    @property
+    def batches(self) -> str:
+        return f"{self.prefix}:{{batches}}"

@@ -2,6 +2,8 @@
 
 Job log lines carry ``job_id``, ``task``, ``queue``, ``attempt`` and ``event`` (and
 ``error_class`` on errors) as record attributes; the JSON format emits them as fields.
+Lines logged by a job's own code get the job's fields too
+(:class:`~aioworker.logfields.JobFieldsFilter`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import orjson
+
+from .logfields import JobFieldsFilter
 
 __all__ = ("JsonFormatter", "setup_logging")
 
@@ -40,6 +44,7 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(level: str = "INFO", fmt: Literal["text", "json"] = "text") -> None:
     """Configure the root logger for a worker process (stderr)."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(JobFieldsFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .acker import Acker, Durable
+from .cancellation import cancel_done
 from .executor import Outcome
 from .keys import QueueKeys
 from .payload import dumps
@@ -97,6 +98,20 @@ class OutcomeWriter:
                 error.get("message"),
                 extra=self.extra(run, "dead", error.get("type")),
             )
+        elif outcome.kind == "cancel":  # at an operator's request
+            res = dumps({"s": "cancelled", "n": run.attempt, "t": run.task_name})
+            ok = await self.durable(
+                f"record cancelled job {job}",
+                lambda: cancel_done(self.scripts, k, job, run.token, res, w.result_ttl_ms),
+            )
+            joblog.warning(
+                "job %s %s cancelled at an operator's request after %.1f s (attempt %d)",
+                job,
+                run.task_name,
+                outcome.duration_s,
+                run.attempt,
+                extra=self.extra(run, "cancelled"),
+            )
         else:  # requeue: interrupted by shutdown
             state = unsaved_state(run)
             ok = await self.durable(
@@ -120,7 +135,7 @@ class OutcomeWriter:
                 extra=self.extra(run, "lease_lost"),
             )
         elif ok:
-            self.stats[outcome.kind] += 1
+            self.stats[outcome.kind] = self.stats.get(outcome.kind, 0) + 1  # "cancel" is rare
 
     async def _complete(self, k: QueueKeys, items: list[tuple[str, str, bytes]]) -> list[bool]:
         return await self.scripts.complete(k, self.worker.result_ttl_ms, items)

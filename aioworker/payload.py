@@ -3,11 +3,17 @@
 Stored job records are ``b"<enqueued_ms>|<json>"``: the enqueue script prefixes the
 Redis time, so enqueue times compare across machines.  The json object has the keys
 ``t`` (task), ``a`` (args), ``k`` (kwargs) and, when set at enqueue, ``r`` (retries) and
-``o`` (timeout in seconds).
+``o`` (timeout in seconds).  Delayed jobs carry ``d`` (delay in ms) or ``at`` (run time
+in ms), from which the worker measures the latency of their start.  Feature keys:
+
+- ``tc``: W3C trace context (``{"traceparent": ..., "tracestate": ...}``) of the code that
+  enqueued the job, when OpenTelemetry is installed and a span was current
+  (:mod:`aioworker.tracing`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -30,8 +36,10 @@ def dumps(value: Any) -> bytes:
 loads = orjson.loads
 
 
-def encode_spec(spec: JobSpec, max_bytes: int) -> bytes:
+def encode_spec(spec: JobSpec, max_bytes: int, extra: Mapping[str, Any] | None = None) -> bytes:
     """Encode a job's payload.
+
+    :param extra: feature keys added to the payload (documented above).
 
     :raises PayloadError: if an argument cannot be encoded as JSON.
     :raises PayloadTooLarge: if the encoding is larger than ``max_bytes``.
@@ -41,6 +49,12 @@ def encode_spec(spec: JobSpec, max_bytes: int) -> bytes:
         body["r"] = spec.retries
     if spec.timeout_s is not None:
         body["o"] = spec.timeout_s
+    if spec.at_ms:
+        body["at"] = spec.at_ms
+    elif spec.delay_ms:
+        body["d"] = spec.delay_ms
+    if extra:
+        body.update(extra)
     try:
         data = dumps(body)
     except TypeError as exc:

@@ -244,11 +244,15 @@ class Runtime:
             run.outcome = outcome.kind
             await self._exit_gates(run, outcome.kind)
             await self.outcomes.write(run, k, outcome)
-            if run.record is not None and outcome.kind != "defer":
+            if run.record is not None:
                 for observer in self.worker.observers:
                     observer.job_finished(run.record, outcome.kind, outcome.duration_s)
-        except Exception:
-            log.exception("job %s: internal error while handling its outcome", run.job_id)
+        except Exception as exc:
+            log.exception(
+                "job %s: internal error while handling its outcome",
+                run.job_id,
+                extra=self.outcomes.extra(run, "internal_error", type(exc).__name__),
+            )
         finally:
             if run.protected:
                 self.busy.job_finished()
@@ -327,7 +331,13 @@ class Runtime:
             self.busy.job_started()
         timeout = body.get("o", task.timeout_s)
         if joblog.isEnabledFor(logging.DEBUG):
-            joblog.debug("job %s %s started (attempt %d)", run.job_id, task.name, run.attempt)
+            joblog.debug(
+                "job %s %s started (attempt %d)",
+                run.job_id,
+                task.name,
+                run.attempt,
+                extra=self.outcomes.extra(run, "started"),
+            )
         for observer in self.worker.observers:
             observer.job_started(record)
         outcome = await execute(
@@ -337,6 +347,7 @@ class Runtime:
             max_attempts=max_attempts,
             timeout_s=timeout,
             shutting_down=self.shutting_down,
+            cancel_requested=lambda: bool(run.extra.get("cancel")),
         )
         return outcome
 
@@ -385,6 +396,7 @@ class Runtime:
                         "another worker may run it",
                         job_id,
                         run_lost.task_name,
+                        extra=self.outcomes.extra(run_lost, "lease_lost"),
                     )
 
     # -- probes ----------------------------------------------------------------------

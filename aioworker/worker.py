@@ -21,6 +21,7 @@ from .extensions import Gate, Observer, Service
 from .handle import JobHandle
 from .health import HealthServer
 from .hooks import Hook, Protect
+from .instrument import Instruments
 from .job import JobSpec
 from .keys import validate_name
 from .limit_gates import KeyFn, task_gates
@@ -89,6 +90,8 @@ class Worker:
     :param protect: which running jobs make the worker busy: ``any`` job, or only
         ``non_interruptible`` ones.
     :param health_port: serve ``/livez`` and ``/readyz`` on this port while running.
+    :param metrics_port: serve Prometheus metrics on ``/metrics`` on this port while
+        running (the health server's when equal; needs ``aioworker[metrics]``).
     :param global_concurrency: queue -> most of its jobs running at once across all
         workers (crash-safe leases; see :mod:`aioworker.limit_gates`).
     """
@@ -116,6 +119,7 @@ class Worker:
         on_idle: Sequence[Hook] = (),
         protect: Protect = "any",
         health_port: int | None = None,
+        metrics_port: int | None = None,
         global_concurrency: Mapping[str, int] | None = None,
     ) -> None:
         self.redis_url = redis_url or os.environ.get("AIOWORKER_REDIS_URL") or DEFAULT_URL
@@ -147,6 +151,7 @@ class Worker:
             raise ConfigError("protect must be 'any' or 'non_interruptible'")
         self.protect: Protect = protect
         self.health_port = health_port
+        self.metrics_port = metrics_port
         self.global_concurrency: dict[str, int] = dict(global_concurrency or {})
         for name, n in self.global_concurrency.items():
             validate_name("queue", name)
@@ -344,11 +349,15 @@ class Worker:
                     loop.add_signal_handler(sig, on_signal, sig)
                     installed.append(sig)
         health: HealthServer | None = None
+        instruments: Instruments | None = None
         try:
+            instruments = Instruments(self, runtime)  # registry, cancels, metrics, tracing
             if self.health_port is not None:
                 health = HealthServer(runtime.liveness, runtime.readiness, port=self.health_port)
                 await health.start()
+            instruments.install()
             await runtime.start()
+            await instruments.start(health)
             try:
                 await runtime.stopped.wait()
             except asyncio.CancelledError:
@@ -373,6 +382,8 @@ class Worker:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+            if instruments is not None:
+                await instruments.stop()
             if health is not None:
                 await health.stop()
         return dict(runtime.stats)

@@ -149,6 +149,9 @@ async def test_worker_runs_queues_on_every_node_and_keeps_each_queue_in_its_slot
         for port, keys in found.items():
             for key, slot in keys.items():
                 tag = key[len(prefix) + 2 : key.index("}")]
+                if tag in ("queues", "workers"):  # the registries: tags of their own
+                    assert slot == key_slot(tag.encode()) and owners[slot] == port, key
+                    continue
                 assert key.startswith(f"{prefix}:{{{tag}}}:"), key
                 assert tag in queues, key
                 assert slot == key_slot(tag.encode()), key

@@ -38,6 +38,14 @@ def register(sub: Any) -> None:
         default=int(health) if health else None,
         help="serve /livez and /readyz on this port (default $AIOWORKER_HEALTH_PORT)",
     )
+    metrics = os.environ.get("AIOWORKER_METRICS_PORT")
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(metrics) if metrics else None,
+        help="serve Prometheus /metrics on this port (default $AIOWORKER_METRICS_PORT; "
+        "needs aioworker[metrics])",
+    )
     run.set_defaults(handler=_run)
 
 
@@ -46,6 +54,8 @@ def _run(args: argparse.Namespace) -> int:
         worker = load_worker(args)
         if args.health_port is not None:
             worker.health_port = args.health_port
+        if args.metrics_port is not None:
+            worker.metrics_port = args.metrics_port
         if args.shutdown_grace is not None:
             worker.shutdown_grace_s = args.shutdown_grace
         if args.concurrency is not None and args.concurrency < 1:

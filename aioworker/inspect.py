@@ -1,0 +1,436 @@
+"""Read-only queries about queues, jobs and workers, for the CLI and dashboards.
+
+Every query returns plain frozen dataclasses (``dataclasses.asdict`` turns them into
+JSON-ready dicts with :func:`to_jsonable`).  Nothing here uses ``KEYS``: queues come from
+the queue registry (:mod:`aioworker.registry`) plus the app's own configuration, and
+large sets are read a page at a time.  Each read is one Lua script per queue, so counts
+and pages are consistent snapshots.
+
+::
+
+    insp = Inspector(worker)
+    for q in await insp.queue_stats():
+        print(q.name, q.ready, q.running)
+    page = await insp.jobs("default", "dead", limit=20)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Literal
+
+from .context import decode_state
+from .job import JobStatus
+from .keys import QueueKeys, RegistryKeys, validate_name
+from .payload import DecodeError, decode_record, loads, split_stamped
+from .registry import WorkerRecord, owner_of, queues, workers_list
+from .timeunits import ms_to_datetime
+
+if TYPE_CHECKING:
+    from .scripts import Scripts
+    from .worker import Worker
+
+__all__ = (
+    "STATES",
+    "Inspector",
+    "JobDetail",
+    "JobPage",
+    "JobSummary",
+    "QueueStats",
+    "State",
+    "WorkerInfo",
+    "job_extra",
+    "jobs_page",
+    "queue_stats",
+    "to_jsonable",
+)
+
+State = Literal["ready", "scheduled", "running", "dead"]
+STATES: tuple[State, ...] = ("ready", "scheduled", "running", "dead")
+
+#: Most bytes of a job's stored record read for list views (arguments beyond are cut).
+LIST_RECORD_BYTES = 4096
+
+_TASK_PREFIX = re.compile(rb'^\{"t":"((?:[^"\\]|\\.)*)"')
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Counts of one queue at one moment.
+
+    :ivar due: scheduled jobs whose time has come (ready at the next fetch).
+    :ivar expired: running jobs whose worker stopped renewing the lease (recovered soon).
+    :ivar cancel_requests: running jobs with a pending cancel request.
+    """
+
+    name: str
+    ready: int
+    scheduled: int
+    running: int
+    dead: int
+    paused: bool
+    paused_at: datetime | None
+    due: int
+    expired: int
+    cancel_requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A live worker as it last published itself."""
+
+    id: str
+    hostname: str
+    pid: int
+    queues: dict[str, int]
+    concurrency: int | None
+    state: str
+    started_at: datetime
+    uptime_s: float
+    last_seen_s: float
+    jobs_done: int
+    running: int
+    jobs_per_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    """One job in a list.
+
+    :ivar at: scheduled: when it runs; running: when its lease ends; dead: when it died.
+    :ivar args: None when the stored arguments were too long for a list view.
+    :ivar worker: the id of the worker running it (running jobs).
+    """
+
+    id: str
+    queue: str
+    state: State
+    task: str | None
+    args: list[Any] | None
+    kwargs: dict[str, Any] | None
+    attempts: int
+    enqueued_at: datetime | None
+    at: datetime | None
+    error_type: str | None
+    error_message: str | None
+    worker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """A page of a queue's jobs in one state, and how many there are in all."""
+
+    queue: str
+    state: State
+    total: int
+    offset: int
+    jobs: list[JobSummary]
+
+
+@dataclass(frozen=True, slots=True)
+class JobDetail:
+    """Everything stored about one job.
+
+    :ivar error: the last error: ``type``, ``message`` and ``traceback``.
+    :ivar checkpoint: the last saved state (``ctx.checkpoint``), or None.
+    :ivar steps: completed ``ctx.step`` names and values.
+    :ivar worker: the id of the worker running it.
+    """
+
+    id: str
+    queue: str
+    status: JobStatus
+    task: str | None = None
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    attempts: int = 0
+    enqueued_at: datetime | None = None
+    scheduled_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: Any = None
+    error: dict[str, Any] | None = None
+    checkpoint: Any = None
+    steps: dict[str, Any] = field(default_factory=dict)
+    worker: str | None = None
+    cancel_requested: bool = False
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def to_jsonable(value: Any) -> Any:
+    """A dataclass (or list of them) as JSON-ready data: datetimes in ISO 8601."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds")
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+# -- typed wrappers of the read scripts -----------------------------------------------
+
+
+async def queue_stats(scripts: Scripts, k: QueueKeys) -> QueueStats:
+    """One queue's counts, read atomically."""
+    now, ready, sched, active, dead, paused, due, expired, cancels = await scripts.run(
+        "queue_stats", [k.ready, k.scheduled, k.active, k.dead, k.paused, k.cancel], []
+    )
+    del now
+    paused_ms = int(paused)
+    return QueueStats(
+        name=k.queue,
+        ready=int(ready),
+        scheduled=int(sched),
+        running=int(active),
+        dead=int(dead),
+        paused=paused_ms != -1,
+        paused_at=ms_to_datetime(paused_ms) if paused_ms > 0 else None,
+        due=int(due),
+        expired=int(expired),
+        cancel_requests=int(cancels),
+    )
+
+
+async def job_extra(scripts: Scripts, k: QueueKeys, job_id: str) -> tuple[str, str]:
+    """``(lease token, cancel request time)`` of one job, ``''`` for each that is absent."""
+    lease, requested = await scripts.run("job_extra", [k.leases, k.cancel], [job_id])
+    return _s(lease), _s(requested)
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def jobs_page(
+    scripts: Scripts, k: QueueKeys, state: State, offset: int, count: int, cut: int
+) -> JobPage:
+    """A page of a queue's jobs in one state (see ``lua/jobs_page.lua`` for the order)."""
+    keys = [k.ready, k.scheduled, k.active, k.dead, k.jobs, k.attempts, k.errors, k.leases]
+    _now, total, flat = await scripts.run("jobs_page", keys, [state, offset, count, cut])
+    jobs = [
+        _summary(k.queue, state, [flat[i + j] for j in range(6)], cut)
+        for i in range(0, len(flat), 6)
+    ]
+    return JobPage(k.queue, state, int(total), offset, jobs)
+
+
+def _summary(queue: str, state: State, row: list[Any], cut: int) -> JobSummary:
+    job_id, score, record, attempts, error, lease = (
+        v.decode(errors="replace") if isinstance(v, bytes) and i != 2 else v
+        for i, v in enumerate(row)
+    )
+    raw = record if isinstance(record, bytes) else str(record).encode()
+    task: str | None = None
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    enqueued: datetime | None = None
+    if raw:
+        try:
+            stamp, body = split_stamped(raw)
+            enqueued = ms_to_datetime(stamp)
+        except DecodeError:
+            body = b""
+        try:
+            data = loads(body)
+            task, args, kwargs = data.get("t"), data.get("a"), data.get("k")
+        except ValueError:  # cut for the list view, or corrupt
+            m = _TASK_PREFIX.match(body)
+            if m:
+                task = loads(b'"' + m.group(1) + b'"')
+    err: dict[str, Any] = {}
+    if error:
+        try:
+            err = loads(error)
+        except ValueError:
+            err = {"type": "?", "message": str(error)[:200]}
+    at = ms_to_datetime(int(float(score))) if score and state != "ready" else None
+    return JobSummary(
+        id=str(job_id),
+        queue=queue,
+        state=state,
+        task=task,
+        args=args,
+        kwargs=kwargs,
+        attempts=int(attempts or 0),
+        enqueued_at=enqueued,
+        at=at,
+        error_type=err.get("type"),
+        error_message=err.get("message"),
+        worker=owner_of(str(lease)) if lease and state == "running" else None,
+    )
+
+
+# -- the inspector --------------------------------------------------------------------
+
+
+class Inspector:
+    """Read-only queries for one app (its Redis, prefix and queues).
+
+    :param worker: the app's :class:`~aioworker.Worker` (only its settings and
+        connection are used; nothing runs).
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.client = worker.client
+        self.scripts = self.client.broker.scripts
+        self.registry = RegistryKeys(worker.prefix)
+
+    def keys(self, queue: str) -> QueueKeys:
+        return self.client.keys(validate_name("queue", queue))
+
+    async def queue_names(self) -> list[str]:
+        """Every known queue: registered by workers and producers, configured in the app,
+        or used by its tasks."""
+        await self.client.broker.connect()
+        names = set(await queues(self.scripts, self.registry))
+        names.update(self.worker.queues)
+        names.update(t.queue for t in self.worker.tasks.values())
+        return sorted(names)
+
+    async def queue_stats(self, names: Iterable[str] | None = None) -> list[QueueStats]:
+        """Counts of the given queues (default: every known queue)."""
+        chosen = list(names) if names is not None else await self.queue_names()
+        return [await queue_stats(self.scripts, self.keys(q)) for q in chosen]
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Live workers, oldest first."""
+        await self.client.broker.connect()
+        now, rows = await workers_list(self.scripts, self.registry)
+        out: list[WorkerInfo] = []
+        for worker_id, _deadline, raw in rows:
+            try:
+                rec = WorkerRecord.decode(worker_id, raw)
+            except (ValueError, TypeError):
+                continue  # a record of a newer or older version that does not decode
+            out.append(
+                WorkerInfo(
+                    id=rec.id,
+                    hostname=rec.hostname,
+                    pid=rec.pid,
+                    queues=rec.queues,
+                    concurrency=rec.concurrency,
+                    state=rec.state,
+                    started_at=ms_to_datetime(rec.started_ms),
+                    uptime_s=max(now - rec.started_ms, 0) / 1000,
+                    last_seen_s=max(now - rec.seen_ms, 0) / 1000,
+                    jobs_done=rec.jobs_done,
+                    running=rec.running,
+                    jobs_per_s=rec.jobs_per_s,
+                )
+            )
+        out.sort(key=lambda w: (w.started_at, w.id))
+        return out
+
+    async def jobs(self, queue: str, state: State, *, offset: int = 0, limit: int = 20) -> JobPage:
+        """A page of a queue's jobs in one state.
+
+        :param state: ``ready`` (next to run first), ``scheduled`` (soonest first),
+            ``running`` (lease ending soonest first) or ``dead`` (newest first).
+        :raises ValueError: for an unknown state or a negative offset or limit.
+        """
+        if state not in STATES:
+            raise ValueError(f"unknown state {state!r}: use one of {', '.join(STATES)}")
+        if offset < 0 or limit < 0:
+            raise ValueError("offset and limit must not be negative")
+        await self.client.broker.connect()
+        return await jobs_page(
+            self.scripts, self.keys(queue), state, offset, limit, LIST_RECORD_BYTES
+        )
+
+    async def iter_ids(
+        self, queue: str, state: State, *, page: int = 500
+    ) -> list[tuple[str, str | None]]:
+        """Every ``(id, task)`` of a queue in one state, read a page at a time."""
+        out: list[tuple[str, str | None]] = []
+        offset = 0
+        while True:
+            p = await jobs_page(self.scripts, self.keys(queue), state, offset, page, 512)
+            out.extend((j.id, j.task) for j in p.jobs)
+            if len(p.jobs) < page:
+                return out
+            offset += page
+
+    async def job(self, queue: str, job_id: str) -> JobDetail:
+        """Everything stored about one job (status ``not_found`` if nothing is)."""
+        await self.client.broker.connect()
+        k = self.keys(queue)
+        reply = await self.scripts.status(k, job_id)
+        info: dict[str, Any] = {"id": job_id, "queue": queue}
+        if reply.record:
+            try:
+                enqueued_ms, body = decode_record(reply.record)
+            except DecodeError:
+                pass
+            else:
+                info.update(
+                    task=body["t"],
+                    args=body.get("a"),
+                    kwargs=body.get("k"),
+                    enqueued_at=ms_to_datetime(enqueued_ms),
+                    payload={k2: v for k2, v in body.items() if k2 not in ("t", "a", "k")},
+                )
+        if reply.attempts:
+            info["attempts"] = int(reply.attempts)
+        if reply.error:
+            info["error"] = loads(reply.error)
+        if reply.state:
+            user, steps, _cursors = decode_state(reply.state)
+            info["checkpoint"] = user
+            info["steps"] = steps
+        if reply.where in ("scheduled",) and reply.score:
+            info["scheduled_at"] = ms_to_datetime(int(float(reply.score)))
+        if reply.where == "result":
+            finished_ms, stored = split_stamped(reply.result)
+            result = loads(stored)
+            info["finished_at"] = ms_to_datetime(finished_ms)
+            info["status"] = JobStatus(result["s"])
+            info["result"] = result.get("v")
+            info["attempts"] = result.get("n", info.get("attempts", 0))
+            if result.get("e"):
+                info["error"] = result["e"]
+            info.setdefault("task", result.get("t"))
+        else:
+            info["status"] = _WHERE[reply.where]
+        if reply.where == "active":
+            lease, requested = await job_extra(self.scripts, k, job_id)
+            info["worker"] = owner_of(lease) if lease else None
+            info["cancel_requested"] = bool(requested)
+        return JobDetail(**info)
+
+    async def find(self, job_id: str, queue_names: Sequence[str] | None = None) -> JobDetail:
+        """Look a job up in the given queues (default every known queue).
+
+        :returns: the first queue's detail where it is known, else a ``not_found`` detail
+            for the first queue searched.
+        """
+        names = list(queue_names) if queue_names else await self.queue_names()
+        first: JobDetail | None = None
+        for q in names:
+            d = await self.job(q, job_id)
+            if d.status is not JobStatus.NOT_FOUND:
+                return d
+            first = first or d
+        return first or JobDetail(job_id, names[0] if names else "default", JobStatus.NOT_FOUND)
+
+    async def extras(self) -> dict[str, list[dict[str, Any]]]:
+        """State of optional features beside the core (limiters, schedules, batches)."""
+        return {}
+
+
+_WHERE = {
+    "active": JobStatus.RUNNING,
+    "scheduled": JobStatus.SCHEDULED,
+    "dead": JobStatus.DEAD,
+    "queued": JobStatus.QUEUED,
+    "missing": JobStatus.NOT_FOUND,
+}

@@ -1,0 +1,52 @@
+"""Job fields on every log line written while a job runs, including the job's own lines.
+
+When a job starts, its ``job_id``, ``task``, ``queue`` and ``attempt`` are put in a
+context variable of the job's asyncio task (tasks the job creates inherit it).  The
+:class:`JobFieldsFilter` that :func:`aioworker.logs.setup_logging` installs copies them
+onto every log record made in that context that does not carry them already, so
+``logger.info("charged")`` inside a job comes out in JSON logs with the job's fields.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from typing import Any
+
+from .job import JobRecord
+
+__all__ = ("JobFieldsFilter", "JobLogFields", "current_job_fields")
+
+_FIELDS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "aioworker_job_fields", default=None
+)
+
+
+def current_job_fields() -> dict[str, Any] | None:
+    """The fields of the job running in this context, or None outside jobs."""
+    return _FIELDS.get()
+
+
+class JobLogFields:
+    """An :class:`~aioworker.extensions.Observer` that sets the job fields at job start."""
+
+    def job_started(self, job: JobRecord) -> None:
+        _FIELDS.set(
+            {"job_id": job.id, "task": job.task, "queue": job.queue, "attempt": job.attempt}
+        )
+
+    def job_finished(self, job: JobRecord, outcome: str, duration_s: float) -> None:
+        pass  # the job's task ends with it, and its context with it
+
+
+class JobFieldsFilter(logging.Filter):
+    """Adds the running job's fields to records that lack them (never drops a record)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = _FIELDS.get()
+        if fields is not None:
+            d = record.__dict__
+            for name, value in fields.items():
+                if name not in d:
+                    d[name] = value
+        return True

@@ -1,0 +1,66 @@
+-- cancel: an operator cancels one job.  A queued or scheduled job is removed and marked
+-- cancelled at once; a running job gets a cancel request that the worker running it acts
+-- on at its next check (cancel_poll); a running job whose lease expired (its worker died)
+-- is cancelled at once.  Dead-lettered and finished jobs are left alone.
+-- KEYS[1] ready LIST, KEYS[2] scheduled ZSET, KEYS[3] active ZSET, KEYS[4] dead ZSET,
+-- KEYS[5] jobs HASH, KEYS[6] attempts HASH, KEYS[7] leases HASH, KEYS[8] state HASH,
+-- KEYS[9] errors HASH, KEYS[10] cancel HASH, KEYS[11] result STRING, KEYS[12] done LIST
+-- ARGV[1] job id, ARGV[2] result_ttl_ms (0 = keep no result)
+-- returns {outcome, where it was}: outcome cancelled | requested | dead | finished | missing;
+--   where: queued | scheduled | running | dead | finished | missing
+local ready, scheduled, active, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local jobs, attempts, leases, state, errors, cancel = KEYS[5], KEYS[6], KEYS[7], KEYS[8],
+  KEYS[9], KEYS[10]
+local id, result_ttl = ARGV[1], tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local function finish()
+  local record = redis.call('HGET', jobs, id)
+  local task = 'null'
+  if record then
+    local sep = string.find(record, '|', 1, true)
+    if sep then
+      local ok, body = pcall(cjson.decode, string.sub(record, sep + 1))
+      if ok and type(body) == 'table' and type(body.t) == 'string' then
+        task = cjson.encode(body.t)
+      end
+    end
+  end
+  local n = tonumber(redis.call('HGET', attempts, id) or '0')
+  redis.call('HDEL', jobs, id)
+  redis.call('HDEL', attempts, id)
+  redis.call('HDEL', leases, id)
+  redis.call('HDEL', state, id)
+  redis.call('HDEL', errors, id)
+  redis.call('HDEL', cancel, id)
+  if result_ttl > 0 then
+    redis.call('SET', KEYS[11], now .. '|{"s":"cancelled","n":' .. n .. ',"t":' .. task .. '}',
+      'PX', result_ttl)
+  end
+  redis.call('RPUSH', KEYS[12], 1)
+  redis.call('PEXPIRE', KEYS[12], 10000)
+end
+
+local lease = redis.call('ZSCORE', active, id)
+if lease then
+  if tonumber(lease) > now then
+    redis.call('HSET', cancel, id, now)
+    return {'requested', 'running'}
+  end
+  redis.call('ZREM', active, id)
+  finish()
+  return {'cancelled', 'running'}
+end
+if redis.call('ZSCORE', dead, id) then return {'dead', 'dead'} end
+if redis.call('ZREM', scheduled, id) == 1 then
+  finish()
+  return {'cancelled', 'scheduled'}
+end
+if redis.call('HEXISTS', jobs, id) == 1 then
+  redis.call('LREM', ready, 1, id)
+  finish()
+  return {'cancelled', 'queued'}
+end
+if redis.call('EXISTS', KEYS[11]) == 1 then return {'finished', 'finished'} end
+return {'missing', 'missing'}

@@ -1,0 +1,24 @@
+-- cancel_done: a worker cancelled a running job at an operator's request: release its
+-- lease, forget its data and record it as cancelled (fenced by the lease token).
+-- KEYS[1] active ZSET, KEYS[2] leases HASH, KEYS[3] jobs HASH, KEYS[4] attempts HASH,
+-- KEYS[5] state HASH, KEYS[6] errors HASH, KEYS[7] cancel HASH, KEYS[8] result STRING,
+-- KEYS[9] done LIST
+-- ARGV[1] job id, ARGV[2] lease token, ARGV[3] result json, ARGV[4] result_ttl_ms
+-- returns 1 if recorded, 0 if this worker no longer holds the lease (nothing changed)
+local active, leases, jobs, attempts, state, errors, cancel = KEYS[1], KEYS[2], KEYS[3],
+  KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local id, token, result_ttl = ARGV[1], ARGV[2], tonumber(ARGV[4])
+if redis.call('HGET', leases, id) ~= token then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREM', active, id)
+redis.call('HDEL', leases, id)
+redis.call('HDEL', jobs, id)
+redis.call('HDEL', attempts, id)
+redis.call('HDEL', state, id)
+redis.call('HDEL', errors, id)
+redis.call('HDEL', cancel, id)
+if result_ttl > 0 then redis.call('SET', KEYS[8], now .. '|' .. ARGV[3], 'PX', result_ttl) end
+redis.call('RPUSH', KEYS[9], 1)
+redis.call('PEXPIRE', KEYS[9], 10000)
+return 1

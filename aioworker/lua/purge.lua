@@ -1,0 +1,19 @@
+-- purge: delete dead-lettered jobs for good, with their data and their recorded failure.
+-- KEYS[1] dead ZSET, KEYS[2] jobs HASH, KEYS[3] attempts HASH, KEYS[4] state HASH,
+-- KEYS[5] errors HASH, then KEYS[4+2i] result STRING and KEYS[5+2i] done LIST of the
+-- i-th job
+-- ARGV: the job ids
+-- returns the number of jobs deleted (ids not in the dead-letter set are skipped)
+local dead, jobs, attempts, state, errors = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local n = 0
+for i, id in ipairs(ARGV) do
+  if redis.call('ZREM', dead, id) == 1 then
+    redis.call('HDEL', jobs, id)
+    redis.call('HDEL', attempts, id)
+    redis.call('HDEL', state, id)
+    redis.call('HDEL', errors, id)
+    redis.call('DEL', KEYS[4 + 2 * i], KEYS[5 + 2 * i])
+    n = n + 1
+  end
+end
+return n
