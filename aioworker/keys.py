@@ -46,8 +46,9 @@ own once the limiter is idle, so thousands of keyed names leave nothing behind::
     P:{limit:n}:log      ZSET    Window: one member per admitted unit -> admission time in us
     P:{limit:n}:tat      STRING  GCRA: theoretical arrival time in us
     P:{limit:n}:points   HASH    Points: ``p`` -> points left, ``t`` -> last refill in us
-    P:{limit:n}:waits    ZSET    waiter id (a job id) -> first refusal in ms: queue
-                                 position for wait estimates, and the clock of ``max_wait``
+    P:{limit:n}:waits    ZSET    waiter id (``<queue> <job id>`` for a job) -> first
+                                 refusal in ms: place in line for wait estimates, the
+                                 clock of ``max_wait``, and whom a freed slot goes to
 """
 
 from __future__ import annotations

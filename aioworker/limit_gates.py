@@ -8,7 +8,8 @@ caps a queue's.  All of them are :class:`LimitGate`\\ s (see :mod:`aioworker.ext
 
 - a job over its limit goes back to its queue's schedule for as long as the limiter
   expects (its place among the jobs waiting for the same limiter counted, plus up to 10 %
-  jitter), without using an attempt and without holding a slot of the worker;
+  jitter, at most 0.25 s), without using an attempt and without holding a slot of the
+  worker;
 - a global concurrency hold is taken before the job runs, renewed every third of the
   worker's lease while it runs, released when it ends (a crashed worker's holds lapse
   with the lease of its jobs);
@@ -49,6 +50,7 @@ KeyFn = Callable[..., str | int]
 
 MIN_DEFER_S = 0.005
 OUTAGE_DEFER_S = 1.0
+MAX_JITTER_S = 0.25
 _FORBIDDEN = set("{}\r\n ")
 
 
@@ -59,7 +61,7 @@ class LimitGate:
     :param key: a function of the job's arguments giving the key (``limiter.key(...)``).
     :param max_wait: seconds a job may be refused in one attempt before the attempt fails
         with ``RateLimited`` (None: deferred for as long as it takes).
-    :param jitter: the fraction added at random to each deferral.
+    :param jitter: the fraction of each deferral added at random (at most 0.25 s).
     :raises ConfigError: if the limiter has no Redis.
     """
 
@@ -124,7 +126,10 @@ class LimitGate:
                 self._holds[(job.id, job.token)] = (limiter, token)
                 limiter.renewer.add(limiter, token)
             return None
-        delay_s = adm.retry_after_s * (1 + self.jitter * random.random())
+        # jitter keeps jobs told the same moment apart, and stays small for long waits
+        delay_s = adm.retry_after_s + min(adm.retry_after_s * self.jitter, MAX_JITTER_S) * (
+            random.random()
+        )
         if self.max_wait_ms:
             left_s = self.max_wait_ms / 1000 - adm.waited_s
             if left_s <= 0:
