@@ -17,6 +17,8 @@ and pages are consistent snapshots.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -423,8 +425,23 @@ class Inspector:
         return first or JobDetail(job_id, names[0] if names else "default", JobStatus.NOT_FOUND)
 
     async def extras(self) -> dict[str, list[dict[str, Any]]]:
-        """State of optional features beside the core (limiters, schedules, batches)."""
-        return {}
+        """State of the features beside the core that the app uses, as JSON-ready rows:
+        ``limiters`` (with holds and waiters), ``schedules`` (with their next run) and
+        ``batches`` in progress.  A feature the app does not use is left out."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        if importlib.util.find_spec("aioworker.limit_info") is not None:
+            limit_info: Any = importlib.import_module("aioworker.limit_info")
+            if rows := await limit_info.limiters(self.worker):
+                out["limiters"] = to_jsonable(list(rows))
+        scheduler: Any = getattr(self.worker, "scheduler", None)
+        if scheduler is not None and (rows := await scheduler.list()):
+            out["schedules"] = to_jsonable(list(rows))
+        batches: Any = getattr(self.worker, "batches", None)
+        if batches is not None and hasattr(batches, "list"):
+            live = [b for b in await batches.list(limit=50) if not getattr(b, "finished", False)]
+            if live:
+                out["batches"] = to_jsonable(live)
+        return out
 
 
 _WHERE = {

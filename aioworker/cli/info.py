@@ -18,6 +18,23 @@ __all__ = ("register",)
 
 RUNNING_SHOWN = 20
 
+#: Columns shown per feature section (JSON output has every field).
+_COLUMNS = {
+    "limiters": ("name", "kind", "limit", "per_s", "keyed", "in_use", "waiting", "tasks"),
+    "schedules": ("name", "task", "queue", "schedule", "next_run", "paused_at", "last_job_id"),
+    "batches": ("id", "description", "total", "pending", "succeeded", "failed", "sealed"),
+}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, str) and len(value) > 19 and value[10:11] == "T":
+        return value[:19].replace("T", " ")  # an ISO time, to the second
+    return str(value)
+
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
@@ -106,7 +123,6 @@ async def _info(worker: Worker, args: argparse.Namespace) -> int:
     for name, rows in extras.items():
         out()
         out(f"{name.upper()} ({len(rows)})")
-        if rows:
-            headers = list(rows[0])
-            out(table([h.upper() for h in headers], [[r.get(h) for h in headers] for r in rows]))
+        headers = [h for h in _COLUMNS.get(name, ()) if h in rows[0]] or list(rows[0])
+        out(table([h.upper() for h in headers], [[_cell(r.get(h)) for h in headers] for r in rows]))
     return 0
