@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import platform
+import resource
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,8 +56,15 @@ METRICS = (
     ("enqueue_per_s", "enqueue jobs/s", True),
     ("jobs_per_s", "jobs/s", True),
     ("peak_rss_mb", "worker peak RSS MB", False),
+    # CPU per job barely moves when other work shares the machine, unlike jobs/s
+    ("worker_cpu_us_per_job", "worker CPU us/job", False),
+    ("redis_cpu_us_per_job", "Redis CPU us/job", False),
 )
 SUBJECT = "aioworker"
+# Before each run, wait (up to --quiet-wait) until other work uses less than this.
+QUIET_CORES = 0.25
+# A run during which other work used more than this is run again (up to --retries).
+DISTURBED_CORES = 0.3
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,37 @@ def redis_cpu_s(client: redis.Redis) -> float:
     return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
 
 
+# -- other work on the machine -------------------------------------------------------
+
+
+def machine_cpu_s() -> float:
+    """Busy CPU seconds of the whole machine so far, all cores (from /proc/stat)."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's finished children and their waited-for children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wait_until_quiet(max_wait_s: float, threshold_cores: float) -> float:
+    """Wait until the machine is nearly idle (other people's builds and tests share it).
+
+    :returns: the cores busy in the last one-second sample.
+    """
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        before = machine_cpu_s()
+        time.sleep(1.0)
+        busy = machine_cpu_s() - before
+        if busy < threshold_cores or time.monotonic() >= deadline:
+            return busy
+
+
 # -- one run -------------------------------------------------------------------------
 
 
@@ -155,7 +196,13 @@ def _tail(text: str, lines: int = 15) -> str:
 
 
 def run_one(
-    lib: Lib, scenario: str, jobs: int, concurrency: int, url: str, timeout_s: float
+    lib: Lib,
+    scenario: str,
+    jobs: int,
+    concurrency: int,
+    url: str,
+    timeout_s: float,
+    pythonpath: Path | None = None,
 ) -> dict[str, Any]:
     """Run one library x scenario in a fresh process; never raises for a failed run."""
     cmd = [
@@ -170,9 +217,13 @@ def run_one(
         *lib.extra_args,
     ]  # fmt: skip
     base: dict[str, Any] = {"lib": lib.name, "scenario": scenario, "jobs": jobs}
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
     proc = subprocess.Popen(
         cmd,
         cwd=REPO_ROOT,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -259,6 +310,47 @@ def ratio_rows(
     return rows
 
 
+# -- which aioworker ---------------------------------------------------------------
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def aioworker_source(ref: str | None) -> tuple[Path | None, str]:
+    """Where aioworker is imported from, and how to describe it.
+
+    :param ref: a commit to measure instead of the working tree; its
+        ``aioworker/`` package is extracted under ``bench/.venvs/aioworker-src``.
+    :returns: a directory to put first on ``PYTHONPATH`` (None for the working
+        tree) and a description for the report.
+    """
+    if ref is None:
+        try:
+            head = _git("rev-parse", "--short", "HEAD")
+            dirty = _git("status", "--porcelain", "--", "aioworker")
+        except (OSError, subprocess.CalledProcessError):
+            return None, "working tree"
+        return None, f"working tree at {head}" + (
+            " with uncommitted changes to aioworker/" if dirty else ""
+        )
+    sha = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
+    dest = BENCH_DIR / ".venvs" / "aioworker-src" / sha
+    if not (dest / "aioworker" / "__init__.py").exists():
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", sha, "aioworker"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+        dest.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(dest, filter="data")
+    return dest, f"commit {sha[:7]}"
+
+
 # -- machine -------------------------------------------------------------------------
 
 
@@ -283,7 +375,8 @@ def machine_info(client: redis.Redis) -> dict[str, str]:
         "kernel": platform.release(),
         "redis-server": f"{server.get('redis_version')} (private instance, "
         "--save '' --appendonly no, loopback TCP)",
-        "python": platform.python_version(),
+        "python": f"{platform.python_version()} (every virtualenv)",
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 
@@ -301,25 +394,34 @@ def lib_versions(lib: Lib) -> dict[str, str]:
 # -- report --------------------------------------------------------------------------
 
 
-def render(
-    *,
-    args: argparse.Namespace,
-    libs: list[str],
-    scenarios: list[str],
-    runs: dict[tuple[str, str], list[dict[str, Any]]],
-    install_errors: dict[str, str],
-    versions: dict[str, dict[str, str]],
-    machine: dict[str, str],
-    concurrency: dict[str, int],
-    elapsed_s: float,
-) -> str:
+def group_runs(report: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The report's runs by (library, scenario), in the order they ran."""
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {
+        (lib, sc): [] for lib in report["libs"] for sc in report["scenarios"]
+    }
+    for r in report["runs"]:
+        runs.setdefault((r["lib"], r["scenario"]), []).append(r)
+    return runs
+
+
+def render(report: dict[str, Any]) -> str:
+    """RESULTS.md from a report as saved in RESULTS.json."""
+    args = argparse.Namespace(**report["options"])
+    libs: list[str] = report["libs"]
+    scenarios: list[str] = report["scenarios"]
+    runs = group_runs(report)
+    install_errors: dict[str, str] = report["install_errors"]
+    versions: dict[str, dict[str, str]] = report["versions"]
+    machine: dict[str, str] = report["machine"]
+    concurrency: dict[str, int] = report["concurrency"]
+    retried: int = report["retried"]
     summaries = {k: summarize(v) for k, v in runs.items()}
     lines: list[str] = []
     w = lines.append
     w("# aioworker side-by-side benchmark")
     w("")
-    w(f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `python -m bench.run "
-      f"{' '.join(sys.argv[1:])}`, {elapsed_s / 60:.1f} minutes in all.")  # fmt: skip
+    w(f"Run on {report['started_at']} with `python -m bench.run {report['command']}`, "
+      f"{report['elapsed_s'] / 60:.1f} minutes in all.")  # fmt: skip
     w("")
     w(f"- jobs per run: {args.jobs:,}; repeats: {args.repeats}; "
       f"concurrency: noop {concurrency['noop']}, io {concurrency['io']} "
@@ -332,10 +434,26 @@ def render(
       "enqueues all jobs (timed: enqueue jobs/s), then the worker process (started "
       "before the enqueue, idle until told to go) runs them; a counter in the worker "
       "process stops the clock at the last job body (jobs/s); peak RSS is the worker "
-      "process's `ru_maxrss`, libraries and interpreter included")  # fmt: skip
+      "process's `ru_maxrss`, libraries and interpreter included; worker CPU is the "
+      "worker process's user+system time up to the last job, Redis CPU the private "
+      "server's over the whole run (enqueue included), both divided by the jobs")  # fmt: skip
     w("- figures are medians over the repeats with min-max in brackets; libraries are "
       "interleaved within each repeat, the private Redis is flushed (data, scripts, "
       "functions) before every run; every library runs on uvloop")  # fmt: skip
+    disturbed = sum(
+        1
+        for rs in runs.values()
+        for r in rs
+        if "error" not in r and r.get("other_cores", 0) > DISTURBED_CORES
+    )
+    w(
+        f"- the machine is shared: before each run the bench waits up to {args.quiet_wait:.0f} s "
+        f"for other work to drop below {QUIET_CORES} cores, measures what other work used "
+        f"during the run (`others` below, in cores) and runs again, up to {args.retries} "
+        f"times while within its {args.budget:.0f}-minute budget, a run during which it was "
+        f"above {DISTURBED_CORES}; {retried} run(s) were "
+        f"run again, and {disturbed} run(s) kept in the figures were still disturbed"
+    )
     w("")
     w("## Machine")
     w("")
@@ -379,7 +497,7 @@ def render(
     w("")
     w("## aioworker ÷ best peer")
     w("")
-    w("Above 1 is better for throughput; below 1 is better for memory.")
+    w("Above 1 is better for throughput; below 1 is better for memory and CPU.")
     w("")
     w("| scenario | metric | best peer | aioworker ÷ best peer |")
     w("|---|---|---|---:|")
@@ -428,9 +546,9 @@ def render(
     w("")
     w(
         "| scenario | library | enqueue jobs/s | jobs/s | peak RSS MB | worker CPU s "
-        "| Redis CPU s | stop s |"
+        "| Redis CPU s | stop s | others |"
     )
-    w("|---|---|---|---|---|---|---|---|")
+    w("|---|---|---|---|---|---|---|---|---|")
     for scenario in scenarios:
         for lib in libs:
             rs = [r for r in runs[(lib, scenario)] if "error" not in r]
@@ -442,12 +560,13 @@ def render(
 
             w(f"| {scenario} | {lib} | {col('enqueue_per_s')} | {col('jobs_per_s')} | "
               f"{col('peak_rss_mb')} | {col('worker_cpu_s')} | {col('redis_cpu_s')} | "
-              f"{col('stop_s')} |")  # fmt: skip
+              f"{col('stop_s')} | {col('other_cores')} |")  # fmt: skip
     w("")
     w(
         "`worker CPU s` is the worker process's user+system CPU from start to the last job; "
         "`Redis CPU s` is the private server's CPU over the whole run (enqueue included); "
-        "`stop s` is how long the worker took to stop after the last job (not timed above)."
+        "`stop s` is how long the worker took to stop after the last job (not timed above); "
+        "`others` is the CPU other work on the machine used during the run, in cores."
     )
     return "\n".join(lines) + "\n"
 
@@ -455,7 +574,7 @@ def render(
 def print_table(
     libs: list[str], scenarios: list[str], runs: dict[tuple[str, str], list[dict[str, Any]]]
 ) -> None:
-    head = f"{'scenario':<9}{'library':<13}" + "".join(f"{lbl:>30}" for _, lbl, _ in METRICS)
+    head = f"{'scenario':<9}{'library':<13}" + "".join(f"{lbl:>26}" for _, lbl, _ in METRICS)
     print(head)
     print("-" * len(head))
     for scenario in scenarios:
@@ -463,7 +582,7 @@ def print_table(
             rs = runs[(lib, scenario)]
             stats = summarize(rs)
             ok = len([r for r in rs if "error" not in r])
-            cells = "".join(f"{cell(stats[key], ok):>30}" for key, _, _ in METRICS)
+            cells = "".join(f"{cell(stats[key], ok):>26}" for key, _, _ in METRICS)
             print(f"{scenario:<9}{lib:<13}{cells}")
 
 
@@ -483,6 +602,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--io-concurrency", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
     parser.add_argument("--output", type=Path, default=None, help="report file")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=20.0,
+        help="seconds to wait before each run for other work on the machine to stop",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=15.0,
+        help="minutes after which the bench stops waiting for quiet and running runs again",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="times to run again a run that other work on the machine disturbed",
+    )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="only write the report again from a saved RESULTS.json",
+    )
+    parser.add_argument(
+        "--aioworker-ref",
+        default=None,
+        help="measure aioworker as of this git commit instead of the working tree",
+    )
     args = parser.parse_args(argv)
     args.libs = [x for item in args.libs for x in item.split(",") if x]
     args.scenarios = [x for item in args.scenarios for x in item.split(",") if x]
@@ -503,7 +651,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.from_json is not None:
+        write_report(json.loads(args.from_json.read_text()), args.output)
+        return
+    # a plain kill still stops the private redis-server and the running library
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
+    started_at = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     libs: list[str] = args.libs
     scenarios: list[str] = args.scenarios
     concurrency = {"noop": args.noop_concurrency, "io": args.io_concurrency}
@@ -529,9 +683,13 @@ def main(argv: list[str] | None = None) -> None:
         if name not in libs:
             del install_errors[name]
 
+    aioworker_path, aioworker_desc = aioworker_source(args.aioworker_ref)
+    if SUBJECT in versions:
+        versions[SUBJECT]["source"] = aioworker_desc
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {
         (lib, sc): [] for lib in libs for sc in scenarios
     }
+    retried = 0
     with redis_server() as (url, client):
         machine = machine_info(client)
         print(f"private redis at {url}", flush=True)
@@ -545,16 +703,49 @@ def main(argv: list[str] | None = None) -> None:
                             {"lib": name, "scenario": scenario, "error": "not installed"}
                         )
                         continue
-                    reset(client)
-                    t0 = time.monotonic()
-                    redis_cpu = redis_cpu_s(client)
-                    result = run_one(
-                        LIBS[name], scenario, args.jobs, concurrency[scenario], url, args.timeout
-                    )
-                    if "error" not in result:
-                        result["redis_cpu_s"] = round(redis_cpu_s(client) - redis_cpu, 3)
+                    # past the time budget, runs are taken as they come
+                    in_budget = time.monotonic() - started < args.budget * 60
+                    retries = args.retries if in_budget else 0
+                    for attempt in range(1 + retries):
+                        wait_until_quiet(args.quiet_wait if in_budget else 0, QUIET_CORES)
+                        reset(client)
+                        t0 = time.monotonic()
+                        cpu0 = (machine_cpu_s(), children_cpu_s(), redis_cpu_s(client))
+                        result = run_one(
+                            LIBS[name],
+                            scenario,
+                            args.jobs,
+                            concurrency[scenario],
+                            url,
+                            args.timeout,
+                            aioworker_path if name == SUBJECT else None,
+                        )
+                        took = time.monotonic() - t0
+                        everything, ours, server = (
+                            machine_cpu_s() - cpu0[0],
+                            children_cpu_s() - cpu0[1],
+                            redis_cpu_s(client) - cpu0[2],
+                        )
+                        # what the rest of the machine used meanwhile, in cores
+                        result["other_cores"] = round(
+                            max(0.0, everything - ours - server) / took, 2
+                        )
+                        if "error" not in result:
+                            result["redis_cpu_s"] = round(server, 3)
+                            result["redis_cpu_us_per_job"] = round(server / args.jobs * 1e6, 1)
+                            result["worker_cpu_us_per_job"] = round(
+                                result["worker_cpu_s"] / args.jobs * 1e6, 1
+                            )
+                        if result["other_cores"] <= DISTURBED_CORES or "error" in result:
+                            break
+                        if attempt < retries:
+                            retried += 1
+                            print(
+                                f"    {name} {scenario}: other work used "
+                                f"{result['other_cores']:.2f} cores meanwhile; running it again",
+                                flush=True,
+                            )
                     runs[(name, scenario)].append(result)
-                    took = time.monotonic() - t0
                     if "error" in result:
                         first = result["error"].strip().splitlines()[-1:] or [""]
                         summary = f"FAILED: {first[0]}"
@@ -566,33 +757,39 @@ def main(argv: list[str] | None = None) -> None:
                         )
                     print(
                         f"[{repeat + 1}/{args.repeats}] {scenario:<5} {name:<12} "
-                        f"{summary}  ({took:.1f} s)",
+                        f"{summary}  ({took:.1f} s, others {result['other_cores']:.2f} cores)",
                         flush=True,
                     )
         reset(client)
 
-    elapsed = time.monotonic() - started
-    print()
-    print_table(libs, scenarios, runs)
-    report = render(
-        args=args,
-        libs=libs,
-        scenarios=scenarios,
-        runs=runs,
-        install_errors=install_errors,
-        versions=versions,
-        machine=machine,
-        concurrency=concurrency,
-        elapsed_s=elapsed,
-    )
-    args.output.write_text(report)
-    raw = {
-        "machine": machine,
+    machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    report = {
+        "command": " ".join(sys.argv[1:] if argv is None else argv),
+        "started_at": started_at,
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "options": {
+            k: getattr(args, k)
+            for k in ("jobs", "repeats", "quick", "quiet_wait", "budget", "retries", "timeout")
+        },
+        "libs": libs,
+        "scenarios": scenarios,
+        "concurrency": concurrency,
+        "retried": retried,
+        "install_errors": install_errors,
         "versions": versions,
+        "machine": machine,
         "runs": [r for rs in runs.values() for r in rs],
     }
-    args.output.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
-    print(f"\nwrote {args.output}")
+    write_report(report, args.output)
+
+
+def write_report(report: dict[str, Any], output: Path) -> None:
+    """Print the table, then write the report as Markdown and as JSON beside it."""
+    print()
+    print_table(report["libs"], report["scenarios"], group_runs(report))
+    output.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    output.write_text(render(report))
+    print(f"\nwrote {output} and {output.with_suffix('.json').name}")
 
 
 if __name__ == "__main__":
