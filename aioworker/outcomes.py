@@ -69,7 +69,7 @@ class OutcomeWriter:
                 outcome.delay_s,
                 (outcome.error or {}).get("type"),
                 (outcome.error or {}).get("message"),
-                extra=self.extra(run, "retry"),
+                extra=self.extra(run, "retry", (outcome.error or {}).get("type")),
             )
         elif outcome.kind == "defer":
             delay_ms = max(int(outcome.delay_s * 1000), 1)
