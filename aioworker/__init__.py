@@ -5,9 +5,14 @@ deploy-safe shutdown with checkpoints, and keys that work on Redis Cluster.
 """
 
 from .backoff import Backoff
+from .batches import Batch, BatchOutcome, BatchProgress
 from .context import JobContext, LeaseLost
 from .errors import (
     AioworkerError,
+    BatchCancelled,
+    BatchError,
+    BatchNotFound,
+    BatchSealed,
     BrokerUnavailable,
     ConfigError,
     EnqueueError,
@@ -37,6 +42,13 @@ __all__ = (
     "Admission",
     "AioworkerError",
     "Backoff",
+    "Batch",
+    "BatchCancelled",
+    "BatchError",
+    "BatchNotFound",
+    "BatchOutcome",
+    "BatchProgress",
+    "BatchSealed",
     "BrokerUnavailable",
     "Bucket",
     "Concurrent",

@@ -166,6 +166,15 @@ class Broker:
         key = k.done(job_id)
         await client.blmove(key, key, max(timeout_s, 0.001), "RIGHT", "LEFT")  # type: ignore[arg-type]
 
+    async def wait_marker(self, key: str, timeout_s: float) -> None:
+        """Block until the list ``key`` holds an element, or the timeout passes.
+
+        Non-destructive (the element is moved from the list onto itself), so every waiter
+        wakes; used for the done marker of a batch.
+        """
+        client = self._client or await self.connect()
+        await client.blmove(key, key, max(timeout_s, 0.001), "RIGHT", "LEFT")  # type: ignore[arg-type]
+
     async def counts(self, k: QueueKeys) -> dict[str, int]:
         """Sizes of the queue's ready, scheduled, active and dead sets."""
         client = self._client or await self.connect()

@@ -19,6 +19,7 @@ from .payload import dumps, loads
 from .timeunits import ms_to_datetime
 
 if TYPE_CHECKING:
+    from .batches import Batch
     from .worker import Worker
 
 __all__ = ("JobContext", "LeaseLost")
@@ -69,6 +70,7 @@ class JobContext:
         "items_done",
         "job_id",
         "max_attempts",
+        "payload",
         "queue",
         "shutting_down",
         "task",
@@ -89,8 +91,10 @@ class JobContext:
         state: bytes,
         saver: Saver,
         shutting_down: asyncio.Event,
+        payload: dict[str, Any] | None = None,
     ) -> None:
         self.worker = worker
+        self.payload: dict[str, Any] = payload or {}  # the decoded payload, feature keys too
         self.job_id = job_id
         self.task = task
         self.queue = queue
@@ -104,6 +108,12 @@ class JobContext:
         self.checkpoints = 0  # saved in this run
         self.items_done = 0  # items handed out by iterate() in this run
         self.unsaved = False  # progress made since the last checkpoint
+
+    @property
+    def batch(self) -> Batch | None:
+        """The batch this job is a child of (add more children with ``ctx.batch.add``), or
+        whose callback it is (``ctx.batch.outcome`` holds the counts); else None."""
+        return self.worker.batches.of_job(self.job_id, self.payload)
 
     @property
     def enqueued_at(self) -> datetime:

@@ -15,6 +15,10 @@ The tree::
     ├── ResultTimeout              ``Job.result(timeout=...)`` gave up waiting
     ├── RateLimited                a limiter did not admit within ``max_wait`` (or a job
     │                              was deferred by its limiter longer than ``rate_max_wait``)
+    ├── BatchError                 a batch cannot do what was asked
+    │   ├── BatchNotFound          no batch with that id (never created, or it expired)
+    │   ├── BatchSealed            new children for a sealed batch from outside the batch
+    │   └── BatchCancelled         the batch was cancelled
     └── JobFailed                  the job failed for good; ``.error`` holds its last error
         ├── JobDead                it was dead-lettered (attempts exhausted or bad input)
         └── JobCancelled           an operator cancelled it (``aioworker cancel``)
@@ -22,6 +26,11 @@ The tree::
 Raised *by jobs* to steer the worker (not errors of the library):
 
     Retry(delay=...)               ask for another attempt after ``delay`` seconds
+
+Raised *by gates* (:class:`~aioworker.extensions.Gate`) to steer the worker:
+
+    Skip(reason)                   finish the job without running it (a child of a
+                                   cancelled batch)
 """
 
 from __future__ import annotations
@@ -31,6 +40,10 @@ from typing import Any, Literal
 
 __all__ = (
     "AioworkerError",
+    "BatchCancelled",
+    "BatchError",
+    "BatchNotFound",
+    "BatchSealed",
     "BrokerUnavailable",
     "ConfigError",
     "EnqueueError",
@@ -45,6 +58,7 @@ __all__ = (
     "RateLimited",
     "ResultTimeout",
     "Retry",
+    "Skip",
     "UnknownTaskError",
 )
 
@@ -143,6 +157,39 @@ class JobDead(JobFailed):
 
 class JobCancelled(JobFailed):
     """An operator cancelled the job before it finished (``aioworker cancel``)."""
+
+
+class BatchError(AioworkerError):
+    """A batch cannot do what was asked."""
+
+
+class BatchNotFound(BatchError, LookupError):
+    """No batch with that id: never created, or its keys expired."""
+
+
+class BatchSealed(BatchError):
+    """New children for a sealed batch, from outside the batch.
+
+    Once sealed, a batch takes new children only from its own jobs that are still running
+    (``ctx.batch.add(...)``), so its callbacks never fire before every child was added.
+    """
+
+
+class BatchCancelled(BatchError):
+    """The batch was cancelled: it takes no new children."""
+
+
+class Skip(Exception):
+    """Raise in :meth:`Gate.enter` to finish a job without running it.
+
+    The job completes with the result ``None`` and is never retried.
+
+    :param reason: why, for the log line.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class Retry(Exception):

@@ -46,6 +46,8 @@ class JobSpec:
     at_ms: int = 0
     retries: int | None = None
     timeout_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Feature keys stored in the payload (see :mod:`aioworker.payload`), e.g. the batch."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,10 @@ Key schema (``P`` is the prefix, ``aioworker`` by default; ``q`` the queue name)
                                  polled by workers (see :mod:`aioworker.cancellation`)
     P:{q}:result:<id>    STRING  "<finished_ms>|<result json>", expires after the result TTL
     P:{q}:done:<id>      LIST    a short-lived marker that wakes result waiters
+    P:{q}:batch_outbox   LIST    "<batch id>|<job id>|<ok|failed|seal>": outcomes of batch
+                                 children, pushed by complete/dead in the same script as
+                                 the ack, drained into the batch's keys by the workers
+    P:{q}:batch_claims   ZSET    outbox entry -> claim deadline in ms (being drained)
 
 Keys not bound to one queue carry their own hash tag, e.g. ``P:{workers}``::
 
@@ -32,6 +36,17 @@ Keys not bound to one queue carry their own hash tag, e.g. ``P:{workers}``::
     P:{workers}:ids      ZSET    worker id -> deadline in ms (Redis time of its last
                                  refresh + its TTL); a worker past its deadline is gone
     P:{workers}:info     HASH    worker id -> json record (host, pid, queues, counters)
+    P:{batches}          ZSET    batch id -> created_ms (for listing batches)
+
+Batch keys (:mod:`aioworker.batches`) carry the hash tag ``{batch:<id>}``; they expire
+``ttl`` after the batch's last activity::
+
+    P:{batch:b}:meta     HASH    description, counters (total, pending, succeeded, failed,
+                                 skipped), sealed/cancelled flags, callback specs and their
+                                 due/claim/sent marks
+    P:{batch:b}:children HASH    child job id -> p (pending) | s | f | x (skipped)
+    P:{batch:b}:failed   SET     "<queue>|<job id>" of the children that failed for good
+    P:{batch:b}:done     LIST    a marker that wakes ``Batch.wait()`` once it finished
 
 Limiter keys (:mod:`aioworker.limits`) carry the hash tag ``{limit:<name>}``, so all the
 keys of one limiter name (``"stripe"``, or a keyed name like ``"erp:tenant-42"``) live in
@@ -55,7 +70,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ("LimiterKeys", "QueueKeys", "RegistryKeys", "validate_name")
+__all__ = (
+    "BatchKeys",
+    "LimiterKeys",
+    "QueueKeys",
+    "RegistryKeys",
+    "validate_name",
+)
 
 _FORBIDDEN = set("{}\r\n ")
 
@@ -140,6 +161,14 @@ class QueueKeys:
     def done(self, job_id: str) -> str:
         return f"{self.base}:done:{job_id}"
 
+    @property
+    def batch_outbox(self) -> str:
+        return f"{self.base}:batch_outbox"
+
+    @property
+    def batch_claims(self) -> str:
+        return f"{self.base}:batch_claims"
+
 
 @dataclass(frozen=True, slots=True)
 class LimiterKeys:
@@ -218,6 +247,42 @@ class RegistryKeys:
     @property
     def worker_info(self) -> str:
         return f"{self.prefix}:{{workers}}:info"
+
+    @property
+    def batches(self) -> str:
+        return f"{self.prefix}:{{batches}}"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchKeys:
+    """Key names of one batch (all in the slot of ``{batch:<id>}``)."""
+
+    prefix: str
+    batch_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{batch:{self.batch_id}}}"
+
+    @property
+    def meta(self) -> str:
+        return f"{self.base}:meta"
+
+    @property
+    def children(self) -> str:
+        return f"{self.base}:children"
+
+    @property
+    def failed(self) -> str:
+        return f"{self.base}:failed"
+
+    @property
+    def done(self) -> str:
+        return f"{self.base}:done"
+
+    def all(self) -> list[str]:
+        """Every key of the batch, in the order the batch scripts take them."""
+        return [self.meta, self.children, self.failed, self.done]
 
     @property
     def batches(self) -> str:

@@ -54,7 +54,8 @@ class OutcomeWriter:
                 dumps(run.task_name),
                 outcome.value,
             )
-            ok = await self.ackers[run.queue].ack((job, run.token, result))
+            batch = run.extra.get("batch", "")
+            ok = await self.ackers[run.queue].ack((job, run.token, result, batch))
         elif outcome.kind == "retry":
             err = dumps(outcome.error)
             delay_ms = int(outcome.delay_s * 1000)
@@ -86,7 +87,15 @@ class OutcomeWriter:
             ok = await self.durable(
                 f"dead-letter job {job}",
                 lambda: self.scripts.dead(
-                    k, job, run.token, err, res, w.result_ttl_ms, w.dead_max, w.dead_ttl_ms
+                    k,
+                    job,
+                    run.token,
+                    err,
+                    res,
+                    w.result_ttl_ms,
+                    w.dead_max,
+                    w.dead_ttl_ms,
+                    run.extra.get("batch", ""),
                 ),
             )
             joblog.error(
@@ -137,7 +146,7 @@ class OutcomeWriter:
         elif ok:
             self.stats[outcome.kind] = self.stats.get(outcome.kind, 0) + 1  # "cancel" is rare
 
-    async def _complete(self, k: QueueKeys, items: list[tuple[str, str, bytes]]) -> list[bool]:
+    async def _complete(self, k: QueueKeys, items: list[tuple[str, str, bytes, str]]) -> list[bool]:
         return await self.scripts.complete(k, self.worker.result_ttl_ms, items)
 
     def extra(self, run: Running, event: str, error_class: Any = None) -> dict[str, Any]:

@@ -9,6 +9,14 @@ in ms), from which the worker measures the latency of their start.  Feature keys
 - ``tc``: W3C trace context (``{"traceparent": ..., "tracestate": ...}``) of the code that
   enqueued the job, when OpenTelemetry is installed and a span was current
   (:mod:`aioworker.tracing`).
+- ``b``: the id of the batch the job is a child of (:mod:`aioworker.batches`); the worker
+  passes it to the complete and dead scripts, which append the outcome to the queue's
+  batch outbox.
+- ``bc``: on a batch callback, ``{"id", "cb" (complete|success), "n": "total|succeeded|
+  failed|skipped|finished_ms"}``, the counts when the callback became due.
+
+Feature keys come from ``JobSpec.extra`` and from the ``extra`` argument of
+:func:`encode_spec`; they never replace the keys above.
 """
 
 from __future__ import annotations
@@ -55,6 +63,8 @@ def encode_spec(spec: JobSpec, max_bytes: int, extra: Mapping[str, Any] | None =
         body["d"] = spec.delay_ms
     if extra:
         body.update(extra)
+    for key, value in spec.extra.items():
+        body.setdefault(key, value)
     try:
         data = dumps(body)
     except TypeError as exc:

@@ -31,6 +31,7 @@ from .acker import Durable
 from .broker import TRANSIENT_ERRORS
 from .capacity import Capacity
 from .context import JobContext
+from .errors import Skip
 from .executor import Outcome, error_info, execute, failure
 from .extensions import Service
 from .hooks import BusyTracker
@@ -268,6 +269,8 @@ class Runtime:
             err = error_info(None, f"cannot decode the job's payload: {exc}", "DecodeError")
             return Outcome("dead", error=err)
         run.task_name = body["t"]
+        batch = body.get("b")  # a batch child's outcome also goes to the batch outbox
+        run.extra["batch"] = batch if isinstance(batch, str) else ""
         task = self.worker.tasks.get(body["t"])
         if task is None:
             known = ", ".join(sorted(self.worker.tasks)) or "none"
@@ -307,11 +310,16 @@ class Runtime:
             state=fetched.state,
             saver=lambda blob: self._checkpoint(run, k, blob),
             shutting_down=self.shutting_down,
+            payload=body,
         )
         run.ctx = ctx
-        for gate in task.gates:
+        for gate in (*self.worker.gates, *task.gates):
             try:
                 wait_s = await gate.enter(record)
+            except Skip as exc:
+                await self._exit_gates(run, "complete")
+                joblog.info("job %s %s skipped: %s", run.job_id, task.name, exc.reason)
+                return Outcome("complete", value=b"null")
             except Exception as exc:
                 await self._exit_gates(run, "retry")
                 return failure(task, run.attempt, max_attempts, exc, error_info(exc))

@@ -124,14 +124,18 @@ class Scripts:
         return FetchReply(int(now), int(next_due), int(pending), [_s(r) for r in recovered], jobs)
 
     async def complete(
-        self, k: QueueKeys, result_ttl_ms: int, done: Sequence[tuple[str, str, bytes]]
+        self,
+        k: QueueKeys,
+        result_ttl_ms: int,
+        done: Sequence[tuple[str, str, bytes] | tuple[str, str, bytes, str]],
     ) -> list[bool]:
-        """done: (id, token, result json). Returns recorded flags."""
-        keys = [k.active, k.jobs, k.attempts, k.leases, k.state, k.errors]
+        """done: (id, token, result json[, batch id]). Returns recorded flags."""
+        keys = [k.active, k.jobs, k.attempts, k.leases, k.state, k.errors, k.batch_outbox]
         args: list[Arg] = [result_ttl_ms]
-        for job_id, token, result in done:
+        for item in done:
+            job_id = item[0]
             keys += [k.result(job_id), k.done(job_id)]
-            args += [job_id, token, result]
+            args += [job_id, item[1], item[2], item[3] if len(item) == 4 else ""]
         reply = await self._run(self._lua["complete"], keys, args)
         return [bool(x) for x in reply]
 
@@ -158,7 +162,9 @@ class Scripts:
         result_ttl_ms: int,
         max_dead: int,
         dead_ttl_ms: int,
+        batch: str = "",
     ) -> bool:
+        """batch: the batch id of a batch child ('' for none), for the batch outbox."""
         keys = [
             k.active,
             k.dead,
@@ -169,8 +175,18 @@ class Scripts:
             k.state,
             k.result(job_id),
             k.done(job_id),
+            k.batch_outbox,
         ]
-        args: list[Arg] = [job_id, token, error, result, result_ttl_ms, max_dead, dead_ttl_ms]
+        args: list[Arg] = [
+            job_id,
+            token,
+            error,
+            result,
+            result_ttl_ms,
+            max_dead,
+            dead_ttl_ms,
+            batch,
+        ]
         return bool(await self._run(self._lua["dead"], keys, args))
 
     async def requeue(self, k: QueueKeys, job_id: str, token: str, state: bytes = b"") -> bool:

@@ -13,6 +13,8 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .backoff import Backoff
+from .batch_runtime import Batches
+from .batches import DEFAULT_TTL, Batch
 from .broker import Broker, mask_url
 from .client import Client
 from .context import JobContext
@@ -161,6 +163,8 @@ class Worker:
         self.services: list[Service] = []
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._client: Client | None = None
+        self.gates: list[Gate] = []  # run before every job, ahead of its task's own gates
+        self.batches = Batches(self)
 
     # -- configuration ---------------------------------------------------------------
 
@@ -285,6 +289,36 @@ class Worker:
     def job(self, job_id: str, queue: str = "default") -> JobHandle[Any]:
         """A handle to an existing job by id."""
         return self.client.job(job_id, queue)
+
+    def batch(
+        self,
+        *,
+        on_complete: JobSpec | None = None,
+        on_success: JobSpec | None = None,
+        description: str = "",
+        batch_id: str | None = None,
+        ttl: Seconds = DEFAULT_TTL,
+    ) -> Batch:
+        """A new batch of jobs whose callbacks run once when its children have finished.
+
+        Nothing is written until the first ``add`` or ``seal`` (or ``async with``).
+
+        :param on_complete: enqueued once when every child finished (succeeded, died or
+            was skipped), e.g. ``report.call(month)``; its job id is ``<batch id>:on_complete``.
+        :param on_success: enqueued once when every child succeeded (possibly later, after
+            failed children were re-run); its job id is ``<batch id>:on_success``.
+        :param description: shown by ``aioworker batch list``.
+        :param batch_id: a chosen id (default random); creating an existing id reuses it.
+        :param ttl: the batch's keys expire this long after its last activity.
+        :raises ValueError: for a batch id with braces, spaces, newlines or ``|``.
+        """
+        return self.batches.new(
+            on_complete=on_complete,
+            on_success=on_success,
+            description=description,
+            batch_id=batch_id,
+            ttl=ttl,
+        )
 
     async def close(self) -> None:
         """Close the Redis connection."""

@@ -112,3 +112,22 @@ async def test_batch_reports_each_job_and_touches_only_the_ones_it_owns(kit: Kit
     assert (await kit.get(kit.k.result("a"))).endswith(b'|"A"')
     assert (await kit.get(kit.k.result("c"))).endswith(b'|"C"')
     assert await kit.r.exists(kit.k.result("d"), kit.k.done("d"), kit.k.result("b")) == 0
+
+
+async def test_a_batch_child_appends_its_outcome_to_the_outbox_with_the_ack(kit: Kit) -> None:
+    await kit.lease("a", "b", "c")
+    flags = await kit.scripts.complete(
+        kit.k,
+        60_000,
+        [("a", "w1:1", b"1", "batch-1"), ("b", "w1:1", b"2"), ("c", "w1:1", b"3", "batch-2")],
+    )
+    assert flags == [True, True, True]
+    assert await kit.r.lrange(kit.k.batch_outbox, 0, -1) == [b"batch-1|a|ok", b"batch-2|c|ok"]
+    for job_id in ("a", "b", "c"):
+        assert await _traces(kit, job_id) == []
+
+
+async def test_a_refused_ack_appends_nothing_to_the_outbox(kit: Kit) -> None:
+    await kit.lease("a")
+    assert await kit.scripts.complete(kit.k, 60_000, [("a", "w2:1", b"1", "batch-1")]) == [False]
+    assert await kit.r.exists(kit.k.batch_outbox) == 0

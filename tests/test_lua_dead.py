@@ -144,3 +144,22 @@ async def test_second_dead_of_the_same_lease_is_refused(kit: Kit) -> None:
     before = await kit.snapshot()
     assert await _dead(kit, "a") is False
     assert await kit.snapshot() == before
+
+
+async def test_a_dead_batch_child_appends_failed_to_the_outbox(kit: Kit) -> None:
+    await kit.lease("a", "b")
+    ok = await kit.scripts.dead(
+        kit.k, "a", "w1:1", ERROR, RESULT, 60_000, 1_000, DAY_MS, batch="batch-1"
+    )
+    assert ok is True
+    assert await _dead(kit, "b") is True  # not a batch child
+    assert await kit.r.lrange(kit.k.batch_outbox, 0, -1) == [b"batch-1|a|failed"]
+
+
+async def test_a_refused_dead_letter_appends_nothing_to_the_outbox(kit: Kit) -> None:
+    await kit.lease("a")
+    ok = await kit.scripts.dead(
+        kit.k, "a", "w2:1", ERROR, RESULT, 60_000, 1_000, DAY_MS, batch="batch-1"
+    )
+    assert ok is False
+    assert await kit.r.exists(kit.k.batch_outbox) == 0

@@ -18,7 +18,7 @@ from ..logs import setup_logging
 __all__ = ("main",)
 
 #: Modules of this package that add commands, in the order they appear in --help.
-COMMANDS = ("run", "bench", "info", "jobs", "enqueue", "cancel", "pause", "dead")
+COMMANDS = ("run", "bench", "info", "jobs", "enqueue", "cancel", "pause", "dead", "batch")
 
 Handler = Callable[[argparse.Namespace], int]
 

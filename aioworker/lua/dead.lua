@@ -2,9 +2,11 @@
 -- its result, and trim the dead-letter set by age and count.
 -- KEYS[1] active ZSET, KEYS[2] dead ZSET, KEYS[3] leases HASH, KEYS[4] errors HASH,
 -- KEYS[5] jobs HASH, KEYS[6] attempts HASH, KEYS[7] state HASH, KEYS[8] result STRING,
--- KEYS[9] done LIST
+-- KEYS[9] done LIST, KEYS[10] batch_outbox LIST
 -- ARGV[1] job id, ARGV[2] lease token, ARGV[3] error json, ARGV[4] result json,
--- ARGV[5] result_ttl_ms, ARGV[6] max dead jobs kept, ARGV[7] dead job max age in ms
+-- ARGV[5] result_ttl_ms, ARGV[6] max dead jobs kept, ARGV[7] dead job max age in ms,
+-- ARGV[8] batch id ('' or absent = not a batch child; else "<batch id>|<job id>|failed"
+--   is appended to the outbox)
 -- returns 1 if dead-lettered, 0 if this worker no longer holds the lease (nothing changed)
 local active, dead, leases, errors = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local jobs, attempts, state = KEYS[5], KEYS[6], KEYS[7]
@@ -20,6 +22,7 @@ redis.call('ZADD', dead, now, id)
 if result_ttl > 0 then redis.call('SET', KEYS[8], now .. '|' .. ARGV[4], 'PX', result_ttl) end
 redis.call('RPUSH', KEYS[9], 1)
 redis.call('PEXPIRE', KEYS[9], 10000)
+if ARGV[8] and ARGV[8] ~= '' then redis.call('RPUSH', KEYS[10], ARGV[8] .. '|' .. id .. '|failed') end
 
 local function forget(ids)
   for _, old in ipairs(ids) do

@@ -1,0 +1,122 @@
+"""Typed wrappers of the batch scripts (``lua/batch_*.lua``), one per script, same names.
+
+Each wrapper builds ``KEYS``/``ARGV`` exactly as the script's header documents and turns
+the reply into Python values; running goes through :meth:`aioworker.scripts.Scripts.run`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .keys import BatchKeys, QueueKeys
+from .scripts import Arg, Scripts
+
+__all__ = ("ApplyReply", "BatchEvent", "BatchScripts", "DueCallback", "InfoReply")
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEvent:
+    """One event for ``batch_apply``: ``ok``/``failed``/``skip`` of a child job, ``seal``,
+    ``cancel``, or ``sent`` (``job_id`` is then the callback name)."""
+
+    event: str
+    job_id: str = ""
+    queue: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DueCallback:
+    """A callback that became due, reserved for the caller to enqueue.
+
+    :ivar name: ``complete`` or ``success``.
+    :ivar spec: the callback's stored spec (json).
+    :ivar snapshot: ``total|succeeded|failed|skipped|finished_ms`` when it became due.
+    """
+
+    name: str
+    spec: bytes
+    snapshot: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyReply:
+    results: list[int]
+    due: list[DueCallback]
+
+
+@dataclass(frozen=True, slots=True)
+class InfoReply:
+    meta: dict[str, str]
+    cursor: str
+    failed: list[str]
+
+
+class BatchScripts:
+    """The batch scripts, run through the core :class:`Scripts`."""
+
+    def __init__(self, scripts: Scripts) -> None:
+        self._scripts = scripts
+
+    async def batch_create(
+        self, b: BatchKeys, description: str, ttl_ms: int, on_complete: bytes, on_success: bytes
+    ) -> tuple[bool, int]:
+        """Returns (created now, created_ms)."""
+        args: list[Arg] = [description, ttl_ms, on_complete, on_success]
+        created, created_ms = await self._scripts.run("batch_create", b.all(), args)
+        return bool(created), int(created_ms)
+
+    async def batch_add(
+        self, b: BatchKeys, caller: str, job_ids: Sequence[str], *, check: bool = False
+    ) -> int:
+        """Register children (or only check that they may be added, with ``check``).
+
+        :returns: how many are new to the batch, or -1/-2/-3 (missing/cancelled/sealed).
+        """
+        args: list[Arg] = ["check" if check else "add", caller, *job_ids]
+        return int(await self._scripts.run("batch_add", b.all(), args))
+
+    async def batch_apply(
+        self, b: BatchKeys, events: Sequence[BatchEvent], claim_ms: int = 10_000
+    ) -> ApplyReply:
+        args: list[Arg] = [claim_ms]
+        for e in events:
+            args += [e.event, e.job_id, e.queue]
+        results, flat = await self._scripts.run("batch_apply", b.all(), args)
+        due = [
+            DueCallback(_s(flat[i]), flat[i + 1], _s(flat[i + 2])) for i in range(0, len(flat), 3)
+        ]
+        return ApplyReply([int(r) for r in results], due)
+
+    async def batch_info(self, b: BatchKeys, cursor: str = "", page: int = 100) -> InfoReply:
+        """The batch's record (empty if unknown) and a page of failed ``queue|id`` members."""
+        flat, next_cursor, members = await self._scripts.run(
+            "batch_info", [b.meta, b.failed], [cursor, page]
+        )
+        meta = {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return InfoReply(meta, _s(next_cursor), [_s(m) for m in members])
+
+    async def batch_outbox_push(self, k: QueueKeys, entries: Sequence[str]) -> int:
+        keys = [k.batch_outbox, k.batch_claims]
+        return int(await self._scripts.run("batch_outbox", keys, ["push", *entries]))
+
+    async def batch_outbox_claim(
+        self, k: QueueKeys, max_entries: int, claim_ms: int, handled: Sequence[str] = ()
+    ) -> list[str]:
+        keys = [k.batch_outbox, k.batch_claims]
+        args: list[Arg] = ["claim", max_entries, claim_ms, *handled]
+        return [_s(e) for e in await self._scripts.run("batch_outbox", keys, args)]
+
+    async def batch_index_add(self, index: str, batch_id: str, max_age_ms: int) -> None:
+        await self._scripts.run("batch_index", [index], ["add", batch_id, max_age_ms])
+
+    async def batch_index_list(self, index: str, offset: int, count: int) -> list[tuple[str, int]]:
+        flat = await self._scripts.run("batch_index", [index], ["list", offset, count])
+        return [(_s(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+    async def batch_index_remove(self, index: str, batch_ids: Sequence[str]) -> int:
+        return int(await self._scripts.run("batch_index", [index], ["remove", *batch_ids]))
