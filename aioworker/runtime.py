@@ -88,6 +88,8 @@ class Runtime:
         self.stopped = asyncio.Event()  # the reason to leave: signal or burst drained
         self.durable = Durable(self._redis_down, self._redis_up)
         self._down_since: float | None = None
+        self._up_at = float("-inf")  # when the last outage ended
+        self._quiet_outage = False
         self._fetchers: dict[str, asyncio.Task[None]] = {}
         self._waits: dict[str, asyncio.Task[bool]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -257,7 +259,9 @@ class Runtime:
         finally:
             if run.protected:
                 self.busy.job_finished()
-            self.running.pop(run.job_id, None)
+            # the same job may run here again after this run lost its lease: keep that one
+            if self.running.get(run.job_id) is run:
+                del self.running[run.job_id]
             self.capacity.release(run.queue, 1)
             if not self.running:
                 self._idle_since = time.monotonic()
@@ -365,8 +369,13 @@ class Runtime:
             gate = run.gates.pop()
             try:
                 await gate.exit(run.record, outcome)  # type: ignore[arg-type]
-            except Exception:
-                log.exception("job %s: gate %r failed to release", run.job_id, gate)
+            except Exception as exc:
+                log.exception(
+                    "job %s: gate %r failed to release",
+                    run.job_id,
+                    gate,
+                    extra=self.outcomes.extra(run, "gate_error", type(exc).__name__),
+                )
 
     async def _checkpoint(self, run: Running, k: QueueKeys, blob: bytes) -> bool:
         ok = await self.durable(
@@ -397,7 +406,9 @@ class Runtime:
                 continue
             for job_id in lost:
                 run_lost = self.running.get(job_id)
-                if run_lost is not None and not run_lost.lease_lost:
+                # a job whose outcome was written while the renewal was in flight has
+                # released its lease itself: only a still-executing job has lost it
+                if run_lost is not None and run_lost.executing and not run_lost.lease_lost:
                     run_lost.lease_lost = True
                     log.warning(
                         "job %s %s: lease lost (this worker was out of touch too long); "
@@ -426,8 +437,13 @@ class Runtime:
     # -- Redis outages ---------------------------------------------------------------
 
     def _redis_down(self, exc: BaseException) -> None:
-        if self._down_since is None:
-            self._down_since = time.monotonic()
+        if self._down_since is not None:
+            return
+        self._down_since = time.monotonic()
+        # right after a reconnect, each stale pooled connection fails once more: that is
+        # the same outage ending, not a new one, so it is not logged again
+        self._quiet_outage = self._down_since - self._up_at < 5.0
+        if not self._quiet_outage:
             log.error(
                 "lost the connection to Redis at %s (%s); retrying with backoff, "
                 "running jobs go on",
@@ -437,8 +453,12 @@ class Runtime:
 
     def _redis_up(self) -> None:
         if self._down_since is not None:
-            log.warning("reconnected to Redis after %.1f s", time.monotonic() - self._down_since)
+            if not self._quiet_outage:
+                log.warning(
+                    "reconnected to Redis after %.1f s", time.monotonic() - self._down_since
+                )
             self._down_since = None
+            self._up_at = time.monotonic()
 
     def _retry_delay(self) -> float:
         if self._down_since is None:
