@@ -10,7 +10,7 @@ STAMP := $(VENV)/.install.stamp
 LINT_PATHS := $(wildcard aioworker tests bench examples)
 PYTEST_ARGS ?=
 
-.PHONY: all venv lint fmt mypy test bench demo clean distclean
+.PHONY: all venv lint fmt mypy test bench demo clean distclean browser-deps
 
 all: lint mypy test
 
@@ -34,6 +34,18 @@ mypy: venv
 
 test: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Debian's chromium for the dashboard's browser tests (Playwright drives it; Playwright's own
+# browser downloads are never used). Installs only when missing; needs root or sudo.
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium; then \
+		echo "browser-deps: chromium present"; \
+	else \
+		sudo=""; if [ "$$(id -u)" != 0 ]; then sudo=sudo; fi; \
+		echo "browser-deps: installing chromium"; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
 
 bench: venv
 	$(BIN)/python -m bench.run

@@ -34,6 +34,7 @@ from .registry import WorkerRecord, owner_of, queues, workers_list
 from .timeunits import ms_to_datetime
 
 if TYPE_CHECKING:
+    from .limit_info import LimiterInfo
     from .scripts import Scripts
     from .worker import Worker
 
@@ -423,6 +424,12 @@ class Inspector:
                 return d
             first = first or d
         return first or JobDetail(job_id, names[0] if names else "default", JobStatus.NOT_FOUND)
+
+    async def limiters(self) -> list[LimiterInfo]:
+        """The limiters on the app's tasks and their state (see :mod:`aioworker.limit_info`)."""
+        from .limit_info import limiters
+
+        return await limiters(self.worker)
 
     async def extras(self) -> dict[str, list[dict[str, Any]]]:
         """State of the features beside the core that the app uses, as JSON-ready rows:

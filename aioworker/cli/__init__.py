@@ -18,7 +18,18 @@ from ..logs import setup_logging
 __all__ = ("main",)
 
 #: Modules of this package that add commands, in the order they appear in --help.
-COMMANDS = ("run", "bench", "info", "jobs", "enqueue", "cancel", "pause", "dead", "batch")
+COMMANDS = (
+    "run",
+    "bench",
+    "info",
+    "jobs",
+    "enqueue",
+    "cancel",
+    "pause",
+    "dead",
+    "batch",
+    "dashboard",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
