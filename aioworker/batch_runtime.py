@@ -42,7 +42,7 @@ log = logging.getLogger("aioworker.batches")
 POLL_S = 5.0
 CLAIM_MS = 30_000
 DRAIN_CHUNK = 500
-_EVENTS = {"ok", "failed", "seal"}
+_EVENTS = {"ok", "failed", "skipped", "seal"}
 
 
 def parse_entry(entry: str) -> tuple[str, str, str] | None:
@@ -110,7 +110,7 @@ class _Wake:
         return None
 
     def job_finished(self, job: JobRecord, outcome: str, duration_s: float) -> None:
-        if outcome in ("complete", "dead") and job.payload.get("b"):
+        if outcome in ("complete", "dead", "cancel") and job.payload.get("b"):
             self._batches.kick()
 
 

@@ -63,6 +63,7 @@ async def cancel(
         k.cancel,
         k.result(job_id),
         k.done(job_id),
+        k.batch_outbox,
     ]
     outcome, where = await scripts.run("cancel", keys, [job_id, result_ttl_ms])
     return _s(outcome), _s(where)
@@ -91,6 +92,7 @@ async def cancel_done(
         k.cancel,
         k.result(job_id),
         k.done(job_id),
+        k.batch_outbox,
     ]
     return bool(await scripts.run("cancel_done", keys, [job_id, token, result, result_ttl_ms]))
 

@@ -21,6 +21,7 @@ import pytest
 import redis.asyncio
 
 from aioworker import BatchCancelled, BatchNotFound, BatchSealed, Worker
+from aioworker.admin import Admin
 from aioworker.batches import Batch
 from tests.apps.batch_app import Book, build
 from tests.redis_procs import HOST, node_command
@@ -344,3 +345,34 @@ async def test_cli_lists_shows_retries_and_cancels_batches(pool: Pool) -> None:
 
     code, text = await pool.cli("batch", "show", APP, f"{tag}-missing")
     assert code == 1 and "no batch" in text, text
+
+
+async def test_children_cancelled_by_an_operator_count_as_skipped(pool: Pool) -> None:
+    child, slow, report = pool.task("child"), pool.task("slow"), pool.task("report")
+    tag = uuid.uuid4().hex[:6]
+    batch = pool.worker.batch(on_complete=report.call("complete"), on_success=report.call("ok"))
+    await batch.add(
+        [
+            slow.options(job_id=f"{tag}-running").call(1, 30.0),
+            child.options(job_id=f"{tag}-delayed", delay=3600).call(2),
+            child.options(job_id=f"{tag}-plain").call(3),
+        ]
+    )
+    await batch.seal()
+    deadline = time.monotonic() + 10
+    while f"{tag}-running" not in await pool.book.run_counts():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    admin = Admin(pool.worker)
+    assert (await admin.cancel(pool.qa, f"{tag}-delayed")).outcome == "cancelled"
+    assert (await admin.cancel(pool.qa, f"{tag}-running")).outcome == "requested"
+
+    progress = await batch.wait(timeout=20)
+    assert (progress.total, progress.succeeded, progress.failed, progress.skipped) == (3, 1, 0, 2)
+    await pool.wait_callbacks(batch, 1)
+    assert [(r["event"], r["skipped"]) for r in await pool.callbacks(batch)] == [("complete", 2)]
+    runs = await pool.book.run_counts()
+    assert {k: v for k, v in runs.items() if k.startswith(tag)} == {
+        f"{tag}-running": 1,
+        f"{tag}-plain": 1,
+    }

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from aioworker.batch_scripts import BatchEvent, BatchScripts
+from aioworker.cancellation import cancel, cancel_done
 from aioworker.keys import BatchKeys
 from tests.scriptkit import Kit, open_kit, text
 
@@ -212,3 +213,34 @@ async def test_outbox_claims_hand_each_entry_to_one_drainer_until_it_expires(kit
     assert sorted(await bs.batch_outbox_claim(kit.k, 10, 60_000)) == sorted(first)
     assert await bs.batch_outbox_claim(kit.k, 10, 60_000, first) == []
     assert await kit.r.exists(kit.k.batch_outbox, kit.k.batch_claims) == 0
+
+
+async def test_a_child_cancelled_by_an_operator_counts_as_skipped(kit: Kit) -> None:
+    b = await _batch(kit, "a", "b")
+    bs = _bs(kit)
+    reply = await bs.batch_apply(b, [_ev("skipped", "a"), _ev("ok", "b"), _ev("seal")])
+    assert reply.results == [1, 1, 1]
+    # every child finished, one without succeeding: on_complete only
+    assert [d.name for d in reply.due] == ["complete"]
+    assert reply.due[0].snapshot.split("|")[:4] == ["2", "1", "0", "1"]
+    assert (await _state(kit, b))["children"] == {"a": "x", "b": "s"}
+
+
+async def test_the_cancel_scripts_append_skipped_to_the_outbox_for_batch_children(
+    kit: Kit,
+) -> None:
+    child = b'{"t":"tests.task","a":[1],"k":{},"b":"b1"}'
+    await kit.enqueue("queued", payload=child)
+    await kit.enqueue("plain")
+    assert await cancel(kit.scripts, kit.k, "queued", 60_000) == ("cancelled", "queued")
+    assert await cancel(kit.scripts, kit.k, "plain", 60_000) == ("cancelled", "queued")
+    assert await kit.r.lrange(kit.k.batch_outbox, 0, -1) == [b"b1|queued|skipped"]
+
+    await kit.enqueue("running", payload=child)
+    (job,) = (await kit.fetch(1, "w1:1")).jobs
+    assert job.id == "running"
+    assert await cancel_done(kit.scripts, kit.k, "running", "w1:1", b"{}", 60_000)
+    assert await kit.r.lrange(kit.k.batch_outbox, 0, -1) == [
+        b"b1|queued|skipped",
+        b"b1|running|skipped",
+    ]

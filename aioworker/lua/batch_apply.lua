@@ -6,6 +6,7 @@
 --   ok      a child completed: pending -> succeeded, or failed -> succeeded (re-run
 --           after it died); a child that succeeded or was skipped stays so
 --   failed  a child was dead-lettered: pending -> failed
+--   skipped an operator cancelled a child: pending -> skipped
 --   skip    a child is about to start: if the batch is cancelled it is marked skipped
 --           (pending or failed -> skipped) and the event's result is 1 (do not run it)
 --   check   result 1 if the batch is cancelled (changes nothing)
@@ -43,7 +44,7 @@ end
 for i = 2, #ARGV, 3 do
   local event, id, queue = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local r = 0
-  if event == 'ok' or event == 'failed' or event == 'skip' then
+  if event == 'ok' or event == 'failed' or event == 'skip' or event == 'skipped' then
     local st = redis.call('HGET', children, id)
     if not st or string.match(st, '^[SF]') then
       -- not registered yet: leave an early mark (a later ok wins over an early failure)
@@ -54,6 +55,8 @@ for i = 2, #ARGV, 3 do
         end
       elseif event == 'ok' then
         if st ~= 'S' then redis.call('HSET', children, id, 'S') end
+      elseif event == 'skipped' then
+        if not st then redis.call('HSET', children, id, 'X') end
       elseif not st then
         redis.call('HSET', children, id, 'F|' .. queue)
       end
@@ -69,6 +72,11 @@ for i = 2, #ARGV, 3 do
           redis.call('HSET', children, id, 'x')
         end
       end
+    elseif st == 'p' and event == 'skipped' then
+      r = 1
+      pending = pending - 1
+      skipped = skipped + 1
+      redis.call('HSET', children, id, 'x')
     elseif st == 'p' then
       r = 1
       pending = pending - 1

@@ -4,7 +4,8 @@
 -- is cancelled at once.  Dead-lettered and finished jobs are left alone.
 -- KEYS[1] ready LIST, KEYS[2] scheduled ZSET, KEYS[3] active ZSET, KEYS[4] dead ZSET,
 -- KEYS[5] jobs HASH, KEYS[6] attempts HASH, KEYS[7] leases HASH, KEYS[8] state HASH,
--- KEYS[9] errors HASH, KEYS[10] cancel HASH, KEYS[11] result STRING, KEYS[12] done LIST
+-- KEYS[9] errors HASH, KEYS[10] cancel HASH, KEYS[11] result STRING, KEYS[12] done LIST,
+-- KEYS[13] batch_outbox LIST (a cancelled batch child appends "<batch>|<id>|skipped")
 -- ARGV[1] job id, ARGV[2] result_ttl_ms (0 = keep no result)
 -- returns {outcome, where it was}: outcome cancelled | requested | dead | finished | missing;
 --   where: queued | scheduled | running | dead | finished | missing
@@ -18,12 +19,14 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function finish()
   local record = redis.call('HGET', jobs, id)
   local task = 'null'
+  local batch = nil
   if record then
     local sep = string.find(record, '|', 1, true)
     if sep then
       local ok, body = pcall(cjson.decode, string.sub(record, sep + 1))
       if ok and type(body) == 'table' and type(body.t) == 'string' then
         task = cjson.encode(body.t)
+        if type(body.b) == 'string' and body.b ~= '' then batch = body.b end
       end
     end
   end
@@ -40,6 +43,7 @@ local function finish()
   end
   redis.call('RPUSH', KEYS[12], 1)
   redis.call('PEXPIRE', KEYS[12], 10000)
+  if batch then redis.call('RPUSH', KEYS[13], batch .. '|' .. id .. '|skipped') end
 end
 
 local lease = redis.call('ZSCORE', active, id)

@@ -2,7 +2,8 @@
 -- lease, forget its data and record it as cancelled (fenced by the lease token).
 -- KEYS[1] active ZSET, KEYS[2] leases HASH, KEYS[3] jobs HASH, KEYS[4] attempts HASH,
 -- KEYS[5] state HASH, KEYS[6] errors HASH, KEYS[7] cancel HASH, KEYS[8] result STRING,
--- KEYS[9] done LIST
+-- KEYS[9] done LIST, KEYS[10] batch_outbox LIST (a batch child appends
+-- "<batch>|<id>|skipped")
 -- ARGV[1] job id, ARGV[2] lease token, ARGV[3] result json, ARGV[4] result_ttl_ms
 -- returns 1 if recorded, 0 if this worker no longer holds the lease (nothing changed)
 local active, leases, jobs, attempts, state, errors, cancel = KEYS[1], KEYS[2], KEYS[3],
@@ -13,6 +14,14 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREM', active, id)
 redis.call('HDEL', leases, id)
+local record = redis.call('HGET', jobs, id)
+local sep = record and string.find(record, '|', 1, true)
+if sep then
+  local ok, body = pcall(cjson.decode, string.sub(record, sep + 1))
+  if ok and type(body) == 'table' and type(body.b) == 'string' and body.b ~= '' then
+    redis.call('RPUSH', KEYS[10], body.b .. '|' .. id .. '|skipped')
+  end
+end
 redis.call('HDEL', jobs, id)
 redis.call('HDEL', attempts, id)
 redis.call('HDEL', state, id)
