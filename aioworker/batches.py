@@ -30,17 +30,18 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
+from .batch_progress import BatchOutcome, BatchProgress, CallbackState, outcome_of, progress_of
 from .batch_scripts import BatchEvent, BatchScripts, DueCallback
 from .errors import BatchCancelled, BatchNotFound, BatchSealed, ResultTimeout
 from .job import JobSpec
 from .keys import BatchKeys, RegistryKeys, validate_name
 from .payload import dumps, encode_spec, loads
-from .timeunits import Seconds, ms_to_datetime, to_ms, to_seconds
+from .timeunits import Seconds, to_ms, to_seconds
 
 if TYPE_CHECKING:
     from .client import Client
@@ -60,67 +61,6 @@ log = logging.getLogger("aioworker.batches")
 DEFAULT_TTL = timedelta(days=7)
 INDEX_MAX_AGE_MS = 90 * 86_400_000  # batches older than this drop out of ``batch list``
 ADD_CHUNK = 1000  # children enqueued and registered per round trip
-
-CallbackState = Literal["waiting", "due", "sent"]
-
-
-@dataclass(frozen=True, slots=True)
-class BatchProgress:
-    """A batch's counters at one moment.
-
-    :ivar total: children added so far.
-    :ivar pending: children that have not finished for good (queued, running, retrying).
-    :ivar succeeded: children that completed.
-    :ivar failed: children that were dead-lettered (and not re-run successfully since).
-    :ivar skipped: children of a cancelled batch that were never run.
-    :ivar sealed: no more children come from outside the batch.
-    :ivar on_complete: the on_complete callback's state, None when there is none.
-    :ivar on_success: the on_success callback's state, None when there is none.
-    """
-
-    id: str
-    description: str
-    total: int
-    pending: int
-    succeeded: int
-    failed: int
-    skipped: int
-    sealed: bool
-    cancelled: bool
-    created_at: datetime
-    finished_at: datetime | None
-    on_complete: CallbackState | None
-    on_success: CallbackState | None
-
-    @property
-    def finished(self) -> bool:
-        """Sealed and no child pending: every child completed, died or was skipped."""
-        return self.sealed and self.pending == 0
-
-    @property
-    def state(self) -> str:
-        """``open``, ``sealed``, ``complete`` or ``cancelled``."""
-        if self.cancelled:
-            return "cancelled"
-        if self.finished:
-            return "complete"
-        return "sealed" if self.sealed else "open"
-
-
-@dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    """What a callback job learns of its batch (``ctx.batch.outcome``).
-
-    :ivar event: ``complete`` (every child finished) or ``success`` (every child succeeded).
-    :ivar total/succeeded/failed/skipped: the counts when the callback became due.
-    """
-
-    event: str
-    total: int
-    succeeded: int
-    failed: int
-    skipped: int
-    finished_at: datetime
 
 
 def _callback_spec(spec: JobSpec, max_bytes: int) -> bytes:
@@ -176,34 +116,6 @@ async def apply_events(client: Client, batch_id: str, events: Sequence[BatchEven
             log.info("batch %s: enqueued %s", batch_id, ", ".join(s.job_id or "" for s in specs))
         await bs.batch_apply(keys, [BatchEvent("sent", d.name) for d in reply.due])
     return reply.results
-
-
-def _progress(batch_id: str, meta: dict[str, str]) -> BatchProgress:
-    def n(key: str) -> int:
-        return int(meta.get(key) or 0)
-
-    def callback(name: str) -> CallbackState | None:
-        if f"cb:{name}" not in meta:
-            return None
-        if f"sent:{name}" in meta:
-            return "sent"
-        return "due" if f"due:{name}" in meta else "waiting"
-
-    return BatchProgress(
-        id=batch_id,
-        description=meta.get("desc", ""),
-        total=n("total"),
-        pending=n("pending"),
-        succeeded=n("succeeded"),
-        failed=n("failed"),
-        skipped=n("skipped"),
-        sealed=meta.get("sealed") == "1",
-        cancelled=meta.get("cancelled") == "1",
-        created_at=ms_to_datetime(n("created")),
-        finished_at=ms_to_datetime(n("done")) if n("done") else None,
-        on_complete=callback("complete"),
-        on_success=callback("success"),
-    )
 
 
 async def _aiter(specs: Iterable[JobSpec] | AsyncIterable[JobSpec]) -> AsyncIterator[JobSpec]:
@@ -385,7 +297,7 @@ class Batch:
         info = await self._scripts.batch_info(self._keys)
         if not info.meta:
             raise BatchNotFound(f"no batch {self.id!r} (never created, or it expired)")
-        return _progress(self.id, info.meta)
+        return progress_of(self.id, info.meta)
 
     async def wait(self, timeout: Seconds | None = None) -> BatchProgress:  # noqa: ASYNC109
         """Wait until every child finished (or the batch was cancelled).
@@ -464,17 +376,3 @@ class Batch:
                 self.id,
                 exc,
             )
-
-
-def outcome_of(payload: dict[str, Any]) -> BatchOutcome | None:
-    """The batch outcome carried by a callback job's payload (``bc``), if any."""
-    bc = payload.get("bc")
-    if not isinstance(bc, dict):
-        return None
-    try:
-        total, succeeded, failed, skipped, finished_ms = (int(x) for x in bc["n"].split("|"))
-        return BatchOutcome(
-            str(bc["cb"]), total, succeeded, failed, skipped, ms_to_datetime(finished_ms)
-        )
-    except (KeyError, ValueError, AttributeError):
-        return None
