@@ -94,7 +94,7 @@ async def test_deferred_jobs_do_not_starve_other_queues(make_worker: MakeWorker)
     w = make_worker(queues={"limited": 10, "free": 10})
     done: list[str] = []
 
-    @w.task(queue="limited", rate_limit=Window("slow-api", 2, per=0.5))
+    @w.task(queue="limited", rate_limit=Window("slow-api", 2, per=1))
     async def limited(ctx: JobContext) -> None:
         done.append("limited")
 

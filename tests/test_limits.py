@@ -105,10 +105,10 @@ async def test_a_crashed_holders_slot_comes_back_when_its_lease_lapses(kit: Limi
 
 
 async def test_an_async_with_hold_is_renewed_while_the_block_runs(kit: LimitKit) -> None:
-    c = Concurrent("erp", 1, lease=0.3, on=kit.broker, prefix=kit.prefix)
+    c = Concurrent("erp", 1, lease=0.9, on=kit.broker, prefix=kit.prefix)
     async with c.acquire() as hold:
         for _ in range(4):
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.5)
             assert not await c.try_acquire(), "the hold lapsed while its block ran"
         assert c.renewer.holds() == {"erp": [hold.token]}
     assert c.renewer.holds() == {}

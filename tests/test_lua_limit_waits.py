@@ -46,7 +46,7 @@ async def test_a_refused_waiter_keeps_its_first_refusal_time(kit: LimitKit, make
     await kit.raw.zadd(lim.keys.waits, {"job-1": waits["job-1"] - 4_000})
     again = await lim.attempt(waiter="job-1", max_wait_ms=5_000)
     assert not again
-    assert 4.0 <= again.waited_s < 4.5
+    assert 4.0 <= again.waited_s < 6.0
     assert await kit.zset(lim.keys.waits) == {"job-1": waits["job-1"] - 4_000}
 
 
