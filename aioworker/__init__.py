@@ -15,6 +15,7 @@ from .errors import (
     BatchSealed,
     BrokerUnavailable,
     ConfigError,
+    DuplicateJob,
     EnqueueError,
     ImportStringError,
     JobCancelled,
@@ -29,10 +30,12 @@ from .errors import (
     Retry,
     UnknownTaskError,
 )
+from .groups import GroupProgress, GroupRateLimit, Groups
 from .handle import JobHandle
 from .job import JobInfo, JobSpec, JobStatus
 from .limits import GCRA, Admission, Bucket, Concurrent, Points, Window
 from .task import Task
+from .unique import Debounce, Throttle, Unique
 from .worker import Worker
 
 __version__ = "0.1.0"
@@ -53,7 +56,12 @@ __all__ = (
     "Bucket",
     "Concurrent",
     "ConfigError",
+    "Debounce",
+    "DuplicateJob",
     "EnqueueError",
+    "GroupProgress",
+    "GroupRateLimit",
+    "Groups",
     "ImportStringError",
     "JobCancelled",
     "JobContext",
@@ -73,6 +81,8 @@ __all__ = (
     "ResultTimeout",
     "Retry",
     "Task",
+    "Throttle",
+    "Unique",
     "UnknownTaskError",
     "Window",
     "Worker",

@@ -176,16 +176,18 @@ class Broker:
         await client.blmove(key, key, max(timeout_s, 0.001), "RIGHT", "LEFT")  # type: ignore[arg-type]
 
     async def counts(self, k: QueueKeys) -> dict[str, int]:
-        """Sizes of the queue's ready, scheduled, active and dead sets."""
+        """Sizes of the queue's ready (with fair-share groups' ready jobs), scheduled,
+        active and dead sets."""
         client = self._client or await self.connect()
         async with client.pipeline(transaction=False) as pipe:
             pipe.llen(k.ready)
             pipe.zcard(k.scheduled)
             pipe.zcard(k.active)
             pipe.zcard(k.dead)
-            ready, scheduled, active, dead = await pipe.execute()
+            pipe.zcard(k.fair)
+            ready, scheduled, active, dead, fair = await pipe.execute()
         return {
-            "ready": int(ready),
+            "ready": int(ready) + int(fair),
             "scheduled": int(scheduled),
             "active": int(active),
             "dead": int(dead),

@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from .broker import TRANSIENT_ERRORS, Broker
+from .errors import DuplicateJob
 from .handle import JobHandle
 from .job import JobSpec
 from .keys import QueueKeys, RegistryKeys
 from .payload import encode_spec
 from .registry import queues as register_queues
-from .scripts import StatusReply
+from .scripts import EnqueueItem, StatusReply
 from .tracing import trace_context
 
 __all__ = ("Client",)
@@ -47,23 +48,24 @@ class Client:
         :returns: one handle per spec, in order.
         :raises PayloadError: if arguments cannot be encoded (nothing is enqueued).
         :raises PayloadTooLarge: if a payload is over the limit (nothing is enqueued).
+        :raises DuplicateJob: if a unique job's key was held and its policy says to raise
+            (raised after the whole batch was sent; the others were enqueued).
         """
-        by_queue: dict[str, list[tuple[int, tuple[str, bytes, int, int]]]] = defaultdict(list)
+        by_queue: dict[str, list[tuple[int, EnqueueItem]]] = defaultdict(list)
         ids: list[str] = []
         extra = trace_context()
         for n, spec in enumerate(specs):
             job_id = spec.job_id or uuid.uuid4().hex
             ids.append(job_id)
             payload = encode_spec(spec, self.max_payload_bytes, extra)
-            by_queue[spec.queue].append((n, (job_id, payload, spec.at_ms, spec.delay_ms)))
-        created = [True] * len(specs)
+            by_queue[spec.queue].append((n, _item(job_id, payload, spec)))
+        created: list[bool | str] = [True] * len(specs)
 
-        async def one_queue(
-            queue: str, items: list[tuple[int, tuple[str, bytes, int, int]]]
-        ) -> None:
+        async def one_queue(queue: str, items: list[tuple[int, EnqueueItem]]) -> None:
             for start in range(0, len(items), 5000):
                 chunk = items[start : start + 5000]
-                flags = await self.broker.scripts.enqueue(self.keys(queue), [j for _, j in chunk])
+                k = self.keys(queue)
+                flags = await self.broker.scripts.enqueue_items(k, [j for _, j in chunk])
                 for (n, _), flag in zip(chunk, flags, strict=True):
                     created[n] = flag
 
@@ -75,10 +77,19 @@ class Client:
             await one_queue(queue, items)
         else:
             await asyncio.gather(*(one_queue(q, items) for q, items in by_queue.items()))
-        return [
-            JobHandle(self, job_id, spec.queue, flag)
-            for job_id, spec, flag in zip(ids, specs, created, strict=True)
-        ]
+        handles: list[JobHandle[Any]] = []
+        duplicate: DuplicateJob | None = None
+        for job_id, spec, flag in zip(ids, specs, created, strict=True):
+            if isinstance(flag, str):  # a unique job whose key another job holds
+                handles.append(JobHandle(self, flag, spec.queue, False))
+                if duplicate is None and spec.unique is not None and spec.unique.raise_on_duplicate:
+                    duplicate = DuplicateJob(spec.unique.key, flag, spec.queue)
+            else:
+                handles.append(JobHandle(self, job_id, spec.queue, flag))
+        if duplicate is not None:
+            duplicate.handles = handles
+            raise duplicate
+        return handles
 
     async def register_queues(self, names: Sequence[str] | dict[str, Any]) -> None:
         """Add queue names to the queue registry (once per name per process).
@@ -121,3 +132,22 @@ class Client:
     async def counts(self, queue: str) -> dict[str, int]:
         """Ready, scheduled, active and dead job counts of a queue."""
         return await self.broker.counts(self.keys(queue))
+
+
+def _item(job_id: str, payload: bytes, spec: JobSpec) -> EnqueueItem:
+    """The enqueue script's view of one job (its unique lock and group included)."""
+    u = spec.unique
+    if u is None or u.mode == "running":  # while_running takes its lock when it runs
+        return EnqueueItem(job_id, payload, spec.at_ms, spec.delay_ms, spec.group or "")
+    return EnqueueItem(
+        job_id,
+        payload,
+        spec.at_ms,
+        spec.delay_ms,
+        spec.group or "",
+        u.mode,
+        u.key,
+        u.ttl_ms,
+        u.extend,
+        u.max_wait_ms,
+    )

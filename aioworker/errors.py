@@ -9,7 +9,9 @@ The tree::
     ├── EnqueueError               a job could not be enqueued as asked
     │   ├── UnknownTaskError       no task of that name is registered
     │   ├── PayloadError           arguments orjson cannot encode
-    │   └── PayloadTooLarge        encoded arguments exceed ``max_payload_bytes``
+    │   ├── PayloadTooLarge        encoded arguments exceed ``max_payload_bytes``
+    │   └── DuplicateJob           a unique job's key is held by another job (only with
+    │                              ``on_duplicate="raise"``; ``.job_id`` is the holder)
     ├── BrokerUnavailable          Redis cannot be reached (URL shown, password masked)
     ├── JobNotFound                no job with that id (never existed, or its result expired)
     ├── ResultTimeout              ``Job.result(timeout=...)`` gave up waiting
@@ -46,6 +48,7 @@ __all__ = (
     "BatchSealed",
     "BrokerUnavailable",
     "ConfigError",
+    "DuplicateJob",
     "EnqueueError",
     "ImportStringError",
     "JobCancelled",
@@ -105,6 +108,24 @@ class PayloadError(EnqueueError, TypeError):
 
 class PayloadTooLarge(EnqueueError):
     """The encoded arguments are larger than the configured maximum."""
+
+
+class DuplicateJob(EnqueueError):
+    """A unique job was not enqueued: another job holds its key (``on_duplicate="raise"``).
+
+    :param key: the unique key.
+    :param job_id: the job holding it.
+    :param queue: the queue of both.
+    :ivar handles: from ``enqueue_many``, the handles of the whole batch (the others
+        were enqueued), the duplicate's being the holder's.
+    """
+
+    def __init__(self, key: str, job_id: str, queue: str) -> None:
+        self.key = key
+        self.job_id = job_id
+        self.queue = queue
+        self.handles: list[Any] = []
+        super().__init__(f"unique key {key!r} of queue {queue!r} is held by job {job_id}")
 
 
 class BrokerUnavailable(AioworkerError, ConnectionError):

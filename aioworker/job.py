@@ -5,7 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .unique import UniqueSpec
 
 __all__ = ("JobInfo", "JobRecord", "JobSpec", "JobStatus")
 
@@ -48,6 +51,10 @@ class JobSpec:
     timeout_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     """Feature keys stored in the payload (see :mod:`aioworker.payload`), e.g. the batch."""
+    group: str | None = None
+    """Fair-share group (see :mod:`aioworker.groups`)."""
+    unique: UniqueSpec | None = None
+    """Unique, throttle or debounce lock (see :mod:`aioworker.unique`)."""
 
 
 @dataclass(frozen=True, slots=True)

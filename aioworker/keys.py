@@ -28,6 +28,27 @@ Key schema (``P`` is the prefix, ``aioworker`` by default; ``q`` the queue name)
                                  children, pushed by complete/dead in the same script as
                                  the ack, drained into the batch's keys by the workers
     P:{q}:batch_claims   ZSET    outbox entry -> claim deadline in ms (being drained)
+    P:{q}:unique:<key>   STRING  unique lock: "<mode>|<holder job id>", with a TTL.  It binds
+                                 only while the holder is in the state its mode names,
+                                 which the enqueue script reads from the holder's own keys
+                                 (never leased: ``start``/``debounce``; neither finished nor
+                                 dead-lettered: ``success``; ``throttle``: until the TTL).
+                                 So a lock is released in the very step that changes its
+                                 holder's state (fetch, complete, dead), by no extra write,
+                                 and nothing needs to find it; an unbound lock left over
+                                 expires on its TTL (see :mod:`aioworker.unique`)
+    P:{q}:unique_run:<key> STRING ``while_running`` lock: id of the job running under it,
+                                 binding while that job holds a live lease; with a TTL
+    P:{q}:fair           ZSET    job id -> virtual position: ready jobs of fair-share groups
+                                 (the ready LIST holds the others; see lua/fetch.lua)
+    P:{q}:groups         HASH    fair-share groups: ``s:<g>`` next position of group g,
+                                 ``floor`` highest position served, ``plain`` position of
+                                 the ready LIST, ``t:<g>`` jobs enqueued, ``r:<g>`` running,
+                                 ``d:<g>`` completed, ``x:<g>`` dead-lettered, ``c:<g>``
+                                 concurrency cap of g, ``cap`` cap of every group
+    P:{q}:group_of       HASH    job id -> its group, from enqueue until the job completes
+                                 or its dead letter is trimmed (exists only while the queue
+                                 holds grouped jobs: fetch keeps its plain path otherwise)
 
 Keys not bound to one queue carry their own hash tag, e.g. ``P:{workers}``::
 
@@ -168,6 +189,24 @@ class QueueKeys:
     @property
     def batch_claims(self) -> str:
         return f"{self.base}:batch_claims"
+
+    def unique(self, key: str) -> str:
+        return f"{self.base}:unique:{key}"
+
+    def unique_run(self, key: str) -> str:
+        return f"{self.base}:unique_run:{key}"
+
+    @property
+    def fair(self) -> str:
+        return f"{self.base}:fair"
+
+    @property
+    def groups(self) -> str:
+        return f"{self.base}:groups"
+
+    @property
+    def group_of(self) -> str:
+        return f"{self.base}:group_of"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,9 @@ in ms), from which the worker measures the latency of their start.  Feature keys
   batch outbox.
 - ``bc``: on a batch callback, ``{"id", "cb" (complete|success), "n": "total|succeeded|
   failed|skipped|finished_ms"}``, the counts when the callback became due.
+- ``g``: the job's fair-share group (``JobSpec.group``; :mod:`aioworker.groups`).
+- ``w``: ``[key, ttl_ms]`` of a ``while_running`` unique job, for the gate that takes its
+  lock when it runs (:mod:`aioworker.unique`).
 
 Feature keys come from ``JobSpec.extra`` and from the ``extra`` argument of
 :func:`encode_spec`; they never replace the keys above.
@@ -61,6 +64,10 @@ def encode_spec(spec: JobSpec, max_bytes: int, extra: Mapping[str, Any] | None =
         body["at"] = spec.at_ms
     elif spec.delay_ms:
         body["d"] = spec.delay_ms
+    if spec.group is not None:
+        body["g"] = spec.group
+    if spec.unique is not None and spec.unique.mode == "running":
+        body["w"] = [spec.unique.key, spec.unique.ttl_ms]
     if extra:
         body.update(extra)
     for key, value in spec.extra.items():

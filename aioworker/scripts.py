@@ -14,11 +14,11 @@ import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from .keys import QueueKeys
 
-__all__ = ("FetchReply", "FetchedJob", "LuaScript", "Scripts", "StatusReply")
+__all__ = ("EnqueueItem", "FetchReply", "FetchedJob", "LuaScript", "Scripts", "StatusReply")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,30 @@ class LuaScript:
 
 Arg = str | bytes | int | float
 Runner = Callable[[LuaScript, Sequence[str], Sequence[Arg]], Awaitable[Any]]
+
+
+class EnqueueItem(NamedTuple):
+    """One job for the enqueue script (see the header of ``lua/enqueue.lua``); a named
+    tuple, cheap to build by the ten thousand.
+
+    :ivar group: fair-share group ('' = none).
+    :ivar unique_mode: '' (none), ``start``, ``success``, ``debounce`` or ``throttle``.
+    :ivar unique_key: the lock's key (its STRING is ``QueueKeys.unique(unique_key)``).
+    :ivar lock_ttl_ms: the lock's TTL (debounce: beyond the job's run time).
+    :ivar extend: debounce: push the pending job's run time back on each enqueue.
+    :ivar max_wait_ms: debounce: latest run time after the first enqueue (0 = none).
+    """
+
+    id: str
+    payload: bytes
+    at_ms: int = 0
+    delay_ms: int = 0
+    group: str = ""
+    unique_mode: str = ""
+    unique_key: str = ""
+    lock_ttl_ms: int = 0
+    extend: bool = False
+    max_wait_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +129,32 @@ class Scripts:
         self, k: QueueKeys, jobs: Sequence[tuple[str, bytes, int, int]]
     ) -> list[bool]:
         """jobs: (id, payload, at_ms, delay_ms). Returns created flags."""
-        keys = [k.ready, k.scheduled, k.jobs, k.wake, *(k.result(j[0]) for j in jobs)]
-        args: list[Arg] = [len(jobs)]
-        for job_id, payload, at_ms, delay_ms in jobs:
-            args += [job_id, payload, at_ms, delay_ms]
+        reply = await self.enqueue_items(k, [EnqueueItem(*job) for job in jobs])
+        return [x is True for x in reply]
+
+    async def enqueue_items(self, k: QueueKeys, items: Sequence[EnqueueItem]) -> list[bool | str]:
+        """Enqueue jobs with unique and group options.
+
+        :returns: per item True (created), False (its id existed), or the id of the job
+            holding its unique lock (nothing created).
+        """
+        keys = [k.ready, k.scheduled, k.jobs, k.wake, k.attempts, k.dead, k.fair, k.groups]
+        keys += [k.group_of, *(k.result(item.id) for item in items)]
+        keys += [k.unique(item.unique_key) for item in items if item.unique_mode]
+        args: list[Arg] = [len(items)]
+        options: list[Arg] = []
+        for i, it in enumerate(items, 1):
+            args += [it.id, it.payload, it.at_ms, it.delay_ms]
+            if it.group or it.unique_mode:
+                options += [i, it.group, it.unique_mode, it.lock_ttl_ms]
+                options += [1 if it.extend else 0, it.max_wait_ms]
+        args += [len(options) // 6, *options]
         reply = await self._run(self._lua["enqueue"], keys, args)
-        return [bool(x) for x in reply]
+        return [x == 1 if isinstance(x, int) else _s(x) for x in reply]
 
     async def fetch(self, k: QueueKeys, max_jobs: int, lease_ms: int, token: str) -> FetchReply:
         keys = [k.ready, k.scheduled, k.active, k.jobs, k.attempts, k.leases, k.state, k.paused]
+        keys += [k.fair, k.groups, k.group_of]
         now, next_due, pending, recovered, flat = await self._run(
             self._lua["fetch"], keys, [max_jobs, lease_ms, token]
         )
@@ -136,6 +177,7 @@ class Scripts:
             job_id = item[0]
             keys += [k.result(job_id), k.done(job_id)]
             args += [job_id, item[1], item[2], item[3] if len(item) == 4 else ""]
+        keys += [k.wake, k.group_of, k.groups]
         reply = await self._run(self._lua["complete"], keys, args)
         return [bool(x) for x in reply]
 
@@ -149,6 +191,7 @@ class Scripts:
         count_attempt: bool = True,
     ) -> bool:
         keys = [k.active, k.scheduled, k.ready, k.leases, k.errors, k.attempts, k.wake]
+        keys += [k.group_of, k.groups]
         args: list[Arg] = [job_id, token, delay_ms, error, 1 if count_attempt else 0]
         return bool(await self._run(self._lua["retry"], keys, args))
 
@@ -176,6 +219,8 @@ class Scripts:
             k.result(job_id),
             k.done(job_id),
             k.batch_outbox,
+            k.group_of,
+            k.groups,
         ]
         args: list[Arg] = [
             job_id,
@@ -190,7 +235,7 @@ class Scripts:
         return bool(await self._run(self._lua["dead"], keys, args))
 
     async def requeue(self, k: QueueKeys, job_id: str, token: str, state: bytes = b"") -> bool:
-        keys = [k.active, k.ready, k.leases, k.attempts, k.state, k.wake]
+        keys = [k.active, k.ready, k.leases, k.attempts, k.state, k.wake, k.group_of, k.groups]
         return bool(await self._run(self._lua["requeue"], keys, [job_id, token, state]))
 
     async def checkpoint(self, k: QueueKeys, job_id: str, token: str, state: bytes) -> bool:
@@ -211,6 +256,7 @@ class Scripts:
         keys = [k.dead, k.ready, k.jobs, k.attempts, k.errors, k.wake]
         for job_id in job_ids:
             keys += [k.result(job_id), k.done(job_id)]
+        keys += [k.group_of, k.groups]
         return int(await self._run(self._lua["revive"], keys, list(job_ids)))
 
     async def status(self, k: QueueKeys, job_id: str) -> StatusReply:

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Concatenate, Generic, ParamSpec, TypeVar
 
 from .backoff import Backoff
 from .errors import EnqueueError
+from .groups import GroupKey, check_group, resolve_group
 from .job import JobSpec
 from .timeunits import Seconds, datetime_to_ms, to_ms, to_seconds
+from .unique import UniquePolicy, as_policy, resolve
 
 if TYPE_CHECKING:
     from .context import JobContext
@@ -35,6 +37,8 @@ class EnqueueOptions:
     queue: str | None = None
     retries: int | None = None
     timeout_s: float | None = None
+    unique: UniquePolicy | None = None
+    group: str | None = None
 
 
 class Task(Generic[P, R]):
@@ -60,6 +64,8 @@ class Task(Generic[P, R]):
         interruptible: bool = True,
         gates: Sequence[Gate] = (),
         opts: EnqueueOptions | None = None,
+        unique: UniquePolicy | None = None,
+        group: GroupKey | None = None,
     ) -> None:
         self.worker = worker
         self.fn = fn
@@ -72,6 +78,8 @@ class Task(Generic[P, R]):
         self.gates: list[Gate] = list(gates)
         self.signature = inspect.signature(fn)
         self._opts = opts or EnqueueOptions()
+        self.unique = unique
+        self.group = group
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.queue}>"
@@ -89,6 +97,8 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         retries: int | None = None,
         timeout: Seconds | None = None,
+        unique: UniquePolicy | str | None = None,
+        group: str | None = None,
     ) -> Task[P, R]:
         """The same task with enqueue options set.
 
@@ -98,6 +108,10 @@ class Task(Generic[P, R]):
         :param queue: enqueue to another queue than the task's own.
         :param retries: override the task's retries for this job (0 = never retried).
         :param timeout: override the task's timeout for this job.
+        :param unique: a unique, throttle or debounce policy for this job, instead of the
+            task's (see :mod:`aioworker.unique`).
+        :param group: the job's fair-share group, instead of the task's (see
+            :mod:`aioworker.groups`).
         """
         if delay is not None and at is not None:
             raise ValueError("give either delay or at, not both")
@@ -111,6 +125,8 @@ class Task(Generic[P, R]):
             queue=queue if queue is not None else self._opts.queue,
             retries=retries if retries is not None else self._opts.retries,
             timeout_s=to_seconds(timeout) if timeout is not None else self._opts.timeout_s,
+            unique=as_policy(unique) if unique is not None else self._opts.unique,
+            group=check_group(group) if group is not None else self._opts.group,
         )
         return Task(
             self.worker,
@@ -123,28 +139,48 @@ class Task(Generic[P, R]):
             interruptible=self.interruptible,
             gates=self.gates,
             opts=opts,
+            unique=self.unique,
+            group=self.group,
         )
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> JobSpec:
         """A job spec for :meth:`Worker.enqueue_many` (nothing is sent yet).
 
-        :raises EnqueueError: if the arguments do not fit the function's signature.
+        :raises EnqueueError: if the arguments do not fit the function's signature, or the
+            task's group or unique key cannot be computed from them.
         """
         try:
             self.signature.bind(None, *args, **kwargs)
         except TypeError as exc:
             raise EnqueueError(f"bad arguments for task {self.name!r}: {exc}") from exc
         o = self._opts
+        group = o.group
+        if group is None and self.group is not None:
+            group = resolve_group(self.group, self.name, args, kwargs)
+        policy = o.unique if o.unique is not None else self.unique
+        unique = None
+        delay_ms = o.delay_ms
+        if policy is not None:
+            unique = resolve(policy, self.name, self.signature, args, kwargs)
+            if unique.mode == "debounce":
+                if o.delay_ms or o.at_ms:
+                    raise EnqueueError(
+                        f"task {self.name!r}: a debounced job runs its window after the last "
+                        "enqueue; it takes no delay or run time"
+                    )
+                delay_ms = unique.delay_ms
         return JobSpec(
             task=self.name,
             queue=o.queue or self.queue,
             args=args,
             kwargs=kwargs,
             job_id=o.job_id,
-            delay_ms=o.delay_ms,
+            delay_ms=delay_ms,
             at_ms=o.at_ms,
             retries=o.retries,
             timeout_s=o.timeout_s,
+            group=group,
+            unique=unique,
         )
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:

@@ -20,6 +20,7 @@ from .client import Client
 from .context import JobContext
 from .errors import ConfigError
 from .extensions import Gate, Observer, Service
+from .groups import GroupKey, check_group
 from .handle import JobHandle
 from .health import HealthServer
 from .hooks import Hook, Protect
@@ -32,6 +33,7 @@ from .runtime import Runtime
 from .shutdown import drain
 from .task import Task
 from .timeunits import Seconds, to_ms, to_seconds
+from .unique import RunningLock, UniquePolicy, as_policy
 
 __all__ = ("Worker", "parse_queue_selection")
 
@@ -164,6 +166,7 @@ class Worker:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._client: Client | None = None
         self.gates: list[Gate] = []  # run before every job, ahead of its task's own gates
+        self.gates.append(RunningLock(self))  # while_running unique jobs (aioworker.unique)
         self.batches = Batches(self)
 
     # -- configuration ---------------------------------------------------------------
@@ -201,6 +204,8 @@ class Worker:
         rate_key: KeyFn | None = None,
         rate_max_wait: Seconds | None = None,
         global_concurrency: int | None = None,
+        unique: UniquePolicy | str | None = None,
+        group: GroupKey | None = None,
     ) -> Callable[[Callable[Concatenate[JobContext, P], Awaitable[R]]], Task[P, R]]:
         """Register an ``async def fn(ctx, ...)`` as a task.
 
@@ -220,9 +225,18 @@ class Worker:
             attempt before the attempt fails with ``RateLimited``.
         :param global_concurrency: most jobs of this task running at once across all
             workers (crash-safe leases).
+        :param unique: ``Unique(mode, ...)`` (or a mode name), ``Throttle(window)`` or
+            ``Debounce(window)``: at most one job per key (see :mod:`aioworker.unique`).
+        :param group: the fair-share group of its jobs: a name, or a function of the
+            job's arguments returning one (see :mod:`aioworker.groups`).
         """
         if retries is not None and retries < 0:
             raise ConfigError("retries must be >= 0")
+        policy = None if unique is None else as_policy(unique)
+        if isinstance(group, str):
+            check_group(group)
+        elif group is not None and not callable(group):
+            raise ConfigError(f"group must be a name or a function, got {group!r}")
 
         def register(fn: Callable[Concatenate[JobContext, P], Awaitable[R]]) -> Task[P, R]:
             if not asyncio.iscoroutinefunction(fn):
@@ -240,6 +254,8 @@ class Worker:
                 timeout_s=self.default_timeout_s if timeout is None else to_seconds(timeout),
                 backoff=backoff or self.default_backoff,
                 interruptible=interruptible,
+                unique=policy,
+                group=group,
                 gates=[
                     *gates,
                     *task_gates(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from aioworker.scripts import EnqueueItem
 from tests.scriptkit import LEASE_MS, PAYLOAD, Kit, open_kit
 
 
@@ -134,3 +137,172 @@ async def test_nothing_created_pushes_no_wake_token(kit: Kit) -> None:
     await kit.enqueue("a")
     assert await kit.scripts.enqueue(kit.k, [("a", PAYLOAD, 0, 0)]) == [False]
     assert await kit.wake_tokens() == 0
+
+
+# -- unique locks, debounce, throttle and fair-share groups --------------------------------
+
+OTHER = b'{"t":"tests.task","a":[2],"k":{}}'
+
+
+def item(job_id: str, payload: bytes = PAYLOAD, **options: Any) -> EnqueueItem:
+    return EnqueueItem(job_id, payload, **options)
+
+
+def unique(job_id: str, mode: str, payload: bytes = PAYLOAD, **options: Any) -> EnqueueItem:
+    options.setdefault("lock_ttl_ms", 60_000)
+    return EnqueueItem(job_id, payload, unique_mode=mode, unique_key="k1", **options)
+
+
+@pytest.mark.parametrize("mode", ["start", "success", "throttle"])
+async def test_a_held_unique_key_returns_the_holder_and_changes_nothing(
+    kit: Kit, mode: str
+) -> None:
+    assert await kit.scripts.enqueue_items(kit.k, [unique("a", mode)]) == [True]
+    lock = await kit.get(kit.k.unique("k1"))
+    assert lock == f"{mode}|a".encode()
+    assert 59_000 < await kit.r.pttl(kit.k.unique("k1")) <= 60_000
+    await kit.r.delete(kit.k.wake)
+    before = await kit.snapshot()
+
+    assert await kit.scripts.enqueue_items(kit.k, [unique("b", mode, OTHER)]) == ["a"]
+
+    assert await kit.snapshot() == before
+    assert await kit.ready() == ["a"]
+
+
+async def test_the_same_key_twice_in_one_call_creates_the_first_job_only(kit: Kit) -> None:
+    reply = await kit.scripts.enqueue_items(
+        kit.k, [unique("a", "success"), item("x"), unique("b", "success")]
+    )
+    assert reply == [True, True, "a"]
+    assert await kit.ready() == ["a", "x"]
+    assert set(await kit.hash(kit.k.jobs)) == {"a", "x"}
+
+
+async def test_an_existing_id_wins_over_the_unique_lock(kit: Kit) -> None:
+    await kit.enqueue("a")
+    assert await kit.scripts.enqueue_items(kit.k, [unique("a", "success")]) == [False]
+    assert await kit.r.exists(kit.k.unique("k1")) == 0
+
+
+async def test_until_started_is_released_by_the_fetch_that_leases_the_holder(kit: Kit) -> None:
+    await kit.scripts.enqueue_items(kit.k, [unique("a", "start")])
+    assert await kit.scripts.enqueue_items(kit.k, [unique("b", "start")]) == ["a"]
+    assert [j.id for j in (await kit.fetch(1, "w1:1")).jobs] == ["a"]
+
+    assert await kit.scripts.enqueue_items(kit.k, [unique("b", "start")]) == [True]
+    assert await kit.get(kit.k.unique("k1")) == b"start|b"
+
+
+async def test_until_succeeded_binds_through_retries_and_is_released_by_complete(
+    kit: Kit,
+) -> None:
+    await kit.scripts.enqueue_items(kit.k, [unique("a", "success")])
+    await kit.fetch(1, "w1:1")
+    assert await kit.scripts.enqueue_items(kit.k, [unique("b", "success")]) == ["a"]  # running
+    assert await kit.scripts.retry(kit.k, "a", "w1:1", 60_000, b"{}")
+    assert await kit.scripts.enqueue_items(kit.k, [unique("b", "success")]) == ["a"]  # retrying
+
+    await kit.r.zadd(kit.k.scheduled, {"a": 0})
+    assert [j.id for j in (await kit.fetch(1, "w1:2")).jobs] == ["a"]
+    assert await kit.scripts.complete(kit.k, 60_000, [("a", "w1:2", b"1")]) == [True]
+
+    assert await kit.scripts.enqueue_items(kit.k, [unique("b", "success")]) == [True]
+
+
+async def test_until_succeeded_is_released_by_the_dead_letter(kit: Kit) -> None:
+    await kit.scripts.enqueue_items(kit.k, [unique("a", "success")])
+    await kit.fetch(1, "w1:1")
+    assert await kit.scripts.dead(kit.k, "a", "w1:1", b"{}", b"{}", 60_000, 100, LEASE_MS)
+    assert await kit.scripts.enqueue_items(kit.k, [unique("b", "success")]) == [True]
+
+
+async def test_a_lock_lapses_after_its_ttl_whatever_its_holder_does(kit: Kit) -> None:
+    await kit.scripts.enqueue_items(kit.k, [unique("a", "success", lock_ttl_ms=100)])
+    assert await kit.scripts.enqueue_items(kit.k, [unique("b", "success")]) == ["a"]
+    await asyncio.sleep(0.2)
+    assert await kit.scripts.enqueue_items(kit.k, [unique("b", "success")]) == [True]
+    assert await kit.ready() == ["a", "b"]  # the lost holder itself is not touched
+
+
+async def test_throttle_binds_until_its_window_even_after_the_job_finished(kit: Kit) -> None:
+    await kit.scripts.enqueue_items(kit.k, [unique("a", "throttle", lock_ttl_ms=300)])
+    await kit.fetch(1, "w1:1")
+    assert await kit.scripts.complete(kit.k, 60_000, [("a", "w1:1", b"1")]) == [True]
+    assert await kit.scripts.enqueue_items(kit.k, [unique("b", "throttle")]) == ["a"]
+    await asyncio.sleep(0.4)
+    assert await kit.scripts.enqueue_items(kit.k, [unique("b", "throttle")]) == [True]
+
+
+async def test_debounce_replaces_the_payload_and_pushes_the_run_time_back(kit: Kit) -> None:
+    first = unique("a", "debounce", delay_ms=1_000, extend=True)
+    assert await kit.scripts.enqueue_items(kit.k, [first]) == [True]
+    stamp = (await kit.hash(kit.k.jobs))["a"].partition(b"|")[0]
+    before = (await kit.zset(kit.k.scheduled))["a"]
+    await asyncio.sleep(0.05)
+
+    again = unique("b", "debounce", OTHER, delay_ms=1_000, extend=True)
+    assert await kit.scripts.enqueue_items(kit.k, [again]) == ["a"]
+
+    assert (await kit.hash(kit.k.jobs))["a"] == stamp + b"|" + OTHER  # first enqueue time kept
+    assert (await kit.zset(kit.k.scheduled))["a"] >= before + 40
+    assert "b" not in await kit.hash(kit.k.jobs)
+    # the lock outlives the new run time
+    assert await kit.r.pttl(kit.k.unique("k1")) > 60_000
+
+
+async def test_debounce_without_extend_keeps_the_run_time_and_max_wait_bounds_it(
+    kit: Kit,
+) -> None:
+    keep = unique("a", "debounce", delay_ms=1_000)
+    await kit.scripts.enqueue_items(kit.k, [keep])
+    at = (await kit.zset(kit.k.scheduled))["a"]
+    await asyncio.sleep(0.02)
+    assert await kit.scripts.enqueue_items(kit.k, [unique("b", "debounce", OTHER)]) == ["a"]
+    assert (await kit.zset(kit.k.scheduled))["a"] == at
+
+    capped = [EnqueueItem("c", PAYLOAD, 0, 1_000, "", "debounce", "k2", 60_000, True, 1_200)]
+    await kit.scripts.enqueue_items(kit.k, capped)
+    stamp = int((await kit.hash(kit.k.jobs))["c"].partition(b"|")[0])
+    await asyncio.sleep(0.3)
+    again = [EnqueueItem("d", OTHER, 0, 1_000, "", "debounce", "k2", 60_000, True, 1_200)]
+    assert await kit.scripts.enqueue_items(kit.k, again) == ["c"]
+    assert (await kit.zset(kit.k.scheduled))["c"] == stamp + 1_200
+
+
+async def test_debounce_after_the_holder_started_creates_a_new_job(kit: Kit) -> None:
+    await kit.scripts.enqueue_items(kit.k, [unique("a", "debounce", delay_ms=1)])
+    await asyncio.sleep(0.01)
+    assert [j.id for j in (await kit.fetch(1, "w1:1")).jobs] == ["a"]
+    assert await kit.scripts.enqueue_items(kit.k, [unique("b", "debounce", OTHER)]) == [True]
+    assert (await kit.hash(kit.k.jobs))["a"].endswith(b"|" + PAYLOAD)  # the running one kept
+
+
+async def test_ready_grouped_jobs_wait_in_the_fair_set_at_their_group_positions(
+    kit: Kit,
+) -> None:
+    reply = await kit.scripts.enqueue_items(
+        kit.k,
+        [item("a0", group="A"), item("a1", group="A"), item("b0", group="B"), item("p")],
+    )
+    assert reply == [True] * 4
+    assert await kit.ready() == ["p"]
+    assert await kit.zset(kit.k.fair) == {"a0": 0, "a1": 1, "b0": 0}
+    assert await kit.hash(kit.k.group_of) == {"a0": b"A", "a1": b"A", "b0": b"B"}
+    groups = await kit.hash(kit.k.groups)
+    assert groups == {"s:A": b"2", "s:B": b"1", "t:A": b"2", "t:B": b"1"}
+
+    # a group arriving later starts at the floor, not behind the others' backlog
+    await kit.r.hset(kit.k.groups, "floor", 7)
+    await kit.scripts.enqueue_items(kit.k, [item("c0", group="C"), item("a2", group="A")])
+    fair = await kit.zset(kit.k.fair)
+    assert fair["c0"] == 7 and fair["a2"] == 7
+
+
+async def test_a_delayed_grouped_job_is_scheduled_and_counted(kit: Kit) -> None:
+    assert await kit.scripts.enqueue_items(kit.k, [item("a", group="A", delay_ms=60_000)]) == [
+        True
+    ]
+    assert set(await kit.zset(kit.k.scheduled)) == {"a"}
+    assert await kit.zset(kit.k.fair) == {}
+    assert (await kit.hash(kit.k.groups))["t:A"] == b"1"

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from aioworker.scripts import EnqueueItem
 from tests.scriptkit import LEASE_MS, PAYLOAD, Kit, open_kit
 
 
@@ -199,3 +200,130 @@ async def test_a_large_backlog_of_due_jobs_is_promoted_in_bounded_steps(kit: Kit
     await kit.fetch(0, "w1:2")
     assert await kit.ready() == ids  # equal scores: ordered by id
     assert await kit.r.zcard(kit.k.scheduled) == 0
+
+
+# -- fair-share groups -----------------------------------------------------------------------
+
+
+async def enqueue_grouped(kit: Kit, *jobs: tuple[str, str]) -> None:
+    """Enqueue ``(id, group)`` pairs ('' = ungrouped) and drop the wake tokens."""
+    items = [EnqueueItem(job_id, PAYLOAD, group=group) for job_id, group in jobs]
+    assert await kit.scripts.enqueue_items(kit.k, items) == [True] * len(jobs)
+    await kit.r.delete(kit.k.wake)
+
+
+async def leased(kit: Kit, n: int, token: str = "w1:1") -> list[str]:
+    return [j.id for j in (await kit.fetch(n, token)).jobs]
+
+
+async def test_groups_take_turns_whatever_their_backlog(kit: Kit) -> None:
+    await enqueue_grouped(kit, *((f"a{i}", "A") for i in range(5)))
+    await enqueue_grouped(kit, ("b0", "B"), ("b1", "B"))
+
+    assert await leased(kit, 10) == ["a0", "b0", "a1", "b1", "a2", "a3", "a4"]
+    groups = await kit.hash(kit.k.groups)
+    assert (groups["r:A"], groups["r:B"]) == (b"5", b"2")
+    assert groups["floor"] == b"4"
+    assert await kit.zset(kit.k.fair) == {}
+    # completion moves a job from running to done; without caps it wakes nobody
+    assert await kit.scripts.complete(kit.k, 60_000, [("b0", "w1:1", b"1")]) == [True]
+    groups = await kit.hash(kit.k.groups)
+    assert (groups["r:B"], groups["d:B"]) == (b"1", b"1")
+    assert await kit.hash(kit.k.group_of) == {f"a{i}": b"A" for i in range(5)} | {"b1": b"B"}
+    assert await kit.wake_tokens() == 0
+
+
+async def test_ungrouped_jobs_count_as_one_more_group(kit: Kit) -> None:
+    await enqueue_grouped(kit, ("p0", ""), ("p1", ""), ("p2", ""))
+    await enqueue_grouped(kit, ("a0", "A"), ("a1", "A"), ("a2", "A"), ("a3", "A"))
+    assert await leased(kit, 3) == ["p0", "a0", "p1"]
+    assert await leased(kit, 10) == ["a1", "p2", "a2", "a3"]
+    assert await kit.ready() == []
+
+
+async def test_a_group_arriving_late_starts_level_with_the_backlog(kit: Kit) -> None:
+    await enqueue_grouped(kit, *((f"a{i}", "A") for i in range(10)))
+    assert await leased(kit, 4) == ["a0", "a1", "a2", "a3"]
+    await enqueue_grouped(kit, ("b0", "B"), ("b1", "B"))
+    # b0 at the floor (3), then a4 and b1 share position 4 (ties go by id)
+    assert await leased(kit, 3) == ["b0", "a4", "b1"]
+
+
+async def test_a_group_at_its_cap_is_passed_over_until_a_job_of_it_ends(kit: Kit) -> None:
+    await kit.r.hset(kit.k.groups, mapping={"cap": 2, "c:B": 1})
+    await enqueue_grouped(kit, *((f"a{i}", "A") for i in range(4)))
+    await enqueue_grouped(kit, ("b0", "B"), ("b1", "B"), ("p0", ""))
+
+    reply = await kit.fetch(10, "w1:1")
+    assert [j.id for j in reply.jobs] == ["p0", "a0", "b0", "a1"]
+    assert reply.next_due_ms == reply.now_ms + 250  # idle workers look again soon
+    assert set(await kit.zset(kit.k.fair)) == {"a2", "a3", "b1"}
+    assert await leased(kit, 10, "w1:2") == []
+
+    await kit.r.delete(kit.k.wake)
+    assert await kit.scripts.complete(kit.k, 60_000, [("a0", "w1:1", b"1")]) == [True]
+    assert await kit.wake_tokens() == 1  # a slot of a capped group wakes an idle worker
+    assert await leased(kit, 10, "w1:3") == ["a2"]
+    assert await kit.scripts.retry(kit.k, "b0", "w1:1", 60_000, b"{}")
+    assert await leased(kit, 10, "w1:4") == ["b1"]
+    groups = await kit.hash(kit.k.groups)
+    assert (groups["r:A"], groups["r:B"], groups["d:A"]) == (b"2", b"1", b"1")
+
+
+async def test_a_capped_grouped_job_back_in_the_list_waits_in_the_fair_set(kit: Kit) -> None:
+    await kit.r.hset(kit.k.groups, "c:A", 2)
+    await enqueue_grouped(kit, ("a0", "A"), ("a1", "A"), ("a2", "A"))
+    assert await leased(kit, 2) == ["a0", "a1"]
+    assert await kit.scripts.dead(kit.k, "a1", "w1:1", b"{}", b"{}", 60_000, 100, LEASE_MS)
+    assert await leased(kit, 5, "w1:2") == ["a2"]
+    # a1 revived into the ready LIST while its group is full: it is parked, not leased
+    assert await kit.scripts.revive(kit.k, ["a1"]) == 1
+    reply = await kit.fetch(5, "w1:3")
+    assert reply.jobs == []
+    assert await kit.ready() == []
+    assert set(await kit.zset(kit.k.fair)) == {"a1"}
+
+    await kit.scripts.complete(kit.k, 60_000, [("a0", "w1:1", b"1")])
+    assert await leased(kit, 5, "w1:4") == ["a1"]
+    groups = await kit.hash(kit.k.groups)
+    assert (groups["r:A"], groups["d:A"], groups["x:A"]) == (b"2", b"1", b"0")
+
+
+async def test_due_grouped_jobs_join_their_group_at_its_next_position(kit: Kit) -> None:
+    now = await kit.now_ms()
+    await enqueue_grouped(kit, ("a0", "A"), ("a1", "A"))
+    items = [EnqueueItem("late", PAYLOAD, 0, 60_000, "A"), EnqueueItem("p", PAYLOAD, 0, 60_000)]
+    await kit.scripts.enqueue_items(kit.k, items)
+    await kit.r.zadd(kit.k.scheduled, {"late": now - 1, "p": now - 1})
+
+    reply = await kit.fetch(0, "w1:1")
+    assert reply.pending == 4
+    assert await kit.zset(kit.k.fair) == {"a0": 0, "a1": 1, "late": 2}
+    assert await kit.ready() == ["p"]
+
+
+async def test_a_recovered_grouped_job_stops_counting_as_running(kit: Kit) -> None:
+    await enqueue_grouped(kit, ("a0", "A"), ("a1", "A"))
+    assert await leased(kit, 1, "dead-worker:1") == ["a0"]
+    await _expire_lease(kit, "a0", await kit.now_ms() - 1)
+
+    reply = await kit.fetch(0, "w2:1")
+
+    assert reply.recovered == ["a0"]
+    assert await kit.ready() == ["a0"]  # to the front, like any recovered job
+    assert (await kit.hash(kit.k.groups))["r:A"] == b"0"
+    assert await leased(kit, 5, "w2:2") == ["a0", "a1"]
+
+
+async def test_paused_queue_leases_no_grouped_job(kit: Kit) -> None:
+    await enqueue_grouped(kit, ("a0", "A"))
+    await kit.r.set(kit.k.paused, b"1")
+    assert await leased(kit, 5) == []
+    assert await kit.zset(kit.k.fair) == {"a0": 0}
+
+
+async def test_grouped_ids_whose_record_was_deleted_are_dropped(kit: Kit) -> None:
+    await enqueue_grouped(kit, ("a0", "A"), ("a1", "A"))
+    await kit.r.hdel(kit.k.jobs, "a0")
+    assert await leased(kit, 5) == ["a1"]
+    assert await kit.zset(kit.k.fair) == {}

@@ -5,6 +5,8 @@
 -- ARGV[1] result_ttl_ms (0 = keep no result), then for each job 4 values:
 --   id, lease token, result json, batch id ('' = not a batch child; else
 --   "<batch id>|<job id>|ok" is appended to the outbox with the ack)
+-- the last three keys: wake LIST, group_of HASH and groups HASH (fair-share groups: a
+--   slot freed in a group with a concurrency cap wakes an idle worker)
 -- returns a table with one entry per job: 1 = recorded, 0 = the lease was lost (another
 --   worker owns the job now; nothing was changed for it)
 local active, jobs, attempts, leases, state, errors = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
@@ -14,6 +16,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 local n = (#ARGV - 1) / 4
+local wake, group_of, groups = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
+local woken = false
 for i = 1, n do
   local base = 1 + (i - 1) * 4
   local id, token, result, batch = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
@@ -24,6 +28,14 @@ for i = 1, n do
     redis.call('HDEL', attempts, id)
     redis.call('HDEL', state, id)
     redis.call('HDEL', errors, id)
+    local group = redis.call('HGET', group_of, id)
+    if group then
+      redis.call('HDEL', group_of, id)
+      redis.call('HINCRBY', groups, 'r:' .. group, -1)
+      redis.call('HINCRBY', groups, 'd:' .. group, 1)
+      local caps = redis.call('HMGET', groups, 'cap', 'c:' .. group)
+      if caps[1] or caps[2] then woken = true end
+    end
     if ttl > 0 then
       redis.call('SET', KEYS[6 + 2 * i], now .. '|' .. result, 'PX', ttl)
     end
@@ -34,5 +46,9 @@ for i = 1, n do
   else
     out[i] = 0
   end
+end
+if woken then
+  redis.call('RPUSH', wake, 1)
+  redis.call('LTRIM', wake, -64, -1)
 end
 return out

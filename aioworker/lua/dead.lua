@@ -7,9 +7,11 @@
 -- ARGV[5] result_ttl_ms, ARGV[6] max dead jobs kept, ARGV[7] dead job max age in ms,
 -- ARGV[8] batch id ('' or absent = not a batch child; else "<batch id>|<job id>|failed"
 --   is appended to the outbox)
+-- the last two keys: group_of HASH and groups HASH (fair-share group counters)
 -- returns 1 if dead-lettered, 0 if this worker no longer holds the lease (nothing changed)
 local active, dead, leases, errors = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local jobs, attempts, state = KEYS[5], KEYS[6], KEYS[7]
+local group_of, groups = KEYS[#KEYS - 1], KEYS[#KEYS]
 local id, token = ARGV[1], ARGV[2]
 local result_ttl, max_dead, max_age = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 if redis.call('HGET', leases, id) ~= token then return 0 end
@@ -19,6 +21,11 @@ redis.call('ZREM', active, id)
 redis.call('HDEL', leases, id)
 redis.call('HSET', errors, id, ARGV[3])
 redis.call('ZADD', dead, now, id)
+local group = redis.call('HGET', group_of, id)
+if group then
+  redis.call('HINCRBY', groups, 'r:' .. group, -1)
+  redis.call('HINCRBY', groups, 'x:' .. group, 1)
+end
 if result_ttl > 0 then redis.call('SET', KEYS[8], now .. '|' .. ARGV[4], 'PX', result_ttl) end
 redis.call('RPUSH', KEYS[9], 1)
 redis.call('PEXPIRE', KEYS[9], 10000)
@@ -31,6 +38,7 @@ local function forget(ids)
     redis.call('HDEL', attempts, old)
     redis.call('HDEL', state, old)
     redis.call('HDEL', errors, old)
+    redis.call('HDEL', group_of, old)
   end
 end
 forget(redis.call('ZRANGEBYSCORE', dead, '-inf', now - max_age, 'LIMIT', 0, 1000))

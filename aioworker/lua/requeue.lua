@@ -1,7 +1,7 @@
 -- requeue: return an interrupted job to the front of its queue with its last checkpoint,
 -- without counting the interrupted run as an attempt (used on shutdown).
 -- KEYS[1] active ZSET, KEYS[2] ready LIST, KEYS[3] leases HASH, KEYS[4] attempts HASH,
--- KEYS[5] state HASH, KEYS[6] wake LIST
+-- KEYS[5] state HASH, KEYS[6] wake LIST, KEYS[7] group_of HASH, KEYS[8] groups HASH
 -- ARGV[1] job id, ARGV[2] lease token, ARGV[3] final checkpoint json ('' = keep the last one)
 -- returns 1 if requeued, 0 if this worker no longer holds the lease (nothing changed)
 local active, ready, leases, attempts, state, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
@@ -10,6 +10,9 @@ local id, token = ARGV[1], ARGV[2]
 if redis.call('HGET', leases, id) ~= token then return 0 end
 redis.call('ZREM', active, id)
 redis.call('HDEL', leases, id)
+-- a job of a fair-share group no longer runs in its group (see fetch.lua)
+local group = KEYS[8] and redis.call('HGET', KEYS[7], id)
+if group then redis.call('HINCRBY', KEYS[8], 'r:' .. group, -1) end
 redis.call('HINCRBY', attempts, id, -1)
 if ARGV[3] ~= '' then redis.call('HSET', state, id, ARGV[3]) end
 redis.call('LPUSH', ready, id)

@@ -1,6 +1,7 @@
 -- retry: move a leased job back to its queue for another attempt, after a delay.
 -- KEYS[1] active ZSET, KEYS[2] scheduled ZSET, KEYS[3] ready LIST, KEYS[4] leases HASH,
--- KEYS[5] errors HASH, KEYS[6] attempts HASH, KEYS[7] wake LIST
+-- KEYS[5] errors HASH, KEYS[6] attempts HASH, KEYS[7] wake LIST, KEYS[8] group_of HASH,
+-- KEYS[9] groups HASH
 -- ARGV[1] job id, ARGV[2] lease token, ARGV[3] delay_ms, ARGV[4] error json ('' = keep),
 -- ARGV[5] 1 to count the attempt, 0 to give it back (the job did not really run)
 -- returns 1 if moved, 0 if this worker no longer holds the lease (nothing changed)
@@ -12,6 +13,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREM', active, id)
 redis.call('HDEL', leases, id)
+-- a job of a fair-share group no longer runs in its group (see fetch.lua)
+local group = KEYS[9] and redis.call('HGET', KEYS[8], id)
+if group then redis.call('HINCRBY', KEYS[9], 'r:' .. group, -1) end
 if ARGV[4] ~= '' then redis.call('HSET', errors, id, ARGV[4]) end
 if ARGV[5] == '0' then redis.call('HINCRBY', attempts, id, -1) end
 if delay_ms > 0 then
