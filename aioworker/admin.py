@@ -41,6 +41,7 @@ async def purge(scripts: Scripts, k: QueueKeys, job_ids: Sequence[str]) -> int:
     keys = [k.dead, k.jobs, k.attempts, k.state, k.errors]
     for job_id in job_ids:
         keys += [k.result(job_id), k.done(job_id)]
+    keys.append(k.group_of)
     return int(await scripts.run("purge", keys, list(job_ids)))
 
 

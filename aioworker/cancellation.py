@@ -64,6 +64,9 @@ async def cancel(
         k.result(job_id),
         k.done(job_id),
         k.batch_outbox,
+        k.fair,
+        k.groups,
+        k.group_of,
     ]
     outcome, where = await scripts.run("cancel", keys, [job_id, result_ttl_ms])
     return _s(outcome), _s(where)
@@ -93,6 +96,8 @@ async def cancel_done(
         k.result(job_id),
         k.done(job_id),
         k.batch_outbox,
+        k.group_of,
+        k.groups,
     ]
     return bool(await scripts.run("cancel_done", keys, [job_id, token, result, result_ttl_ms]))
 

@@ -19,9 +19,11 @@ from aioworker import (
     GroupRateLimit,
     Groups,
     JobContext,
+    JobStatus,
     Window,
     Worker,
 )
+from aioworker.admin import Admin
 from tests.scriptkit import LEASE_MS, PAYLOAD, open_kit
 
 MakeWorker = Callable[..., Worker]
@@ -234,3 +236,28 @@ async def test_bad_groups_are_refused(make_worker: MakeWorker) -> None:
         w.task(name="bad", group=42)  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         await Groups(w).set_concurrency(0)
+
+
+async def test_cancelled_grouped_jobs_leave_their_counts_and_free_their_slot(
+    make_worker: MakeWorker,
+) -> None:
+    w = make_worker()
+    groups, admin = Groups(w), Admin(w)
+    await groups.set_concurrency(1, group="A")
+
+    @w.task(group="A")
+    async def hang(ctx: JobContext, n: int) -> int:
+        if n == 1:
+            await asyncio.Event().wait()  # runs until cancelled
+        return n
+
+    first, second, third = await w.enqueue_many([hang.call(n) for n in (1, 2, 3)])
+    assert (await admin.cancel("default", third.id)).outcome == "cancelled"
+    assert await groups.progress("A") == GroupProgress("A", 2, 2, 0, 0, 0, 1)
+    async with running(w):
+        await wait_running(groups, "A", 1)
+        assert (await admin.cancel("default", first.id)).outcome == "requested"
+        # the cancelled run frees the group's only slot: the second job runs
+        assert await second.result(timeout=30) == 2
+    assert await first.status() is JobStatus.CANCELLED
+    assert await groups.progress("A") == GroupProgress("A", 1, 0, 0, 1, 0, 1)

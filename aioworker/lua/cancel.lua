@@ -5,7 +5,9 @@
 -- KEYS[1] ready LIST, KEYS[2] scheduled ZSET, KEYS[3] active ZSET, KEYS[4] dead ZSET,
 -- KEYS[5] jobs HASH, KEYS[6] attempts HASH, KEYS[7] leases HASH, KEYS[8] state HASH,
 -- KEYS[9] errors HASH, KEYS[10] cancel HASH, KEYS[11] result STRING, KEYS[12] done LIST,
--- KEYS[13] batch_outbox LIST (a cancelled batch child appends "<batch>|<id>|skipped")
+-- KEYS[13] batch_outbox LIST (a cancelled batch child appends "<batch>|<id>|skipped"),
+-- KEYS[14] fair ZSET, KEYS[15] groups HASH, KEYS[16] group_of HASH (a cancelled job of a
+-- fair-share group leaves its group's counts, and its slot if it was running)
 -- ARGV[1] job id, ARGV[2] result_ttl_ms (0 = keep no result)
 -- returns {outcome, where it was}: outcome cancelled | requested | dead | finished | missing;
 --   where: queued | scheduled | running | dead | finished | missing
@@ -16,7 +18,14 @@ local id, result_ttl = ARGV[1], tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local function finish()
+local function finish(was_running)
+  local group = KEYS[16] and redis.call('HGET', KEYS[16], id)
+  if group then
+    redis.call('HDEL', KEYS[16], id)
+    redis.call('ZREM', KEYS[14], id)
+    redis.call('HINCRBY', KEYS[15], 't:' .. group, -1)
+    if was_running then redis.call('HINCRBY', KEYS[15], 'r:' .. group, -1) end
+  end
   local record = redis.call('HGET', jobs, id)
   local task = 'null'
   local batch = nil
@@ -53,7 +62,7 @@ if lease then
     return {'requested', 'running'}
   end
   redis.call('ZREM', active, id)
-  finish()
+  finish(true)
   return {'cancelled', 'running'}
 end
 if redis.call('ZSCORE', dead, id) then return {'dead', 'dead'} end

@@ -3,7 +3,8 @@
 -- KEYS[1] active ZSET, KEYS[2] leases HASH, KEYS[3] jobs HASH, KEYS[4] attempts HASH,
 -- KEYS[5] state HASH, KEYS[6] errors HASH, KEYS[7] cancel HASH, KEYS[8] result STRING,
 -- KEYS[9] done LIST, KEYS[10] batch_outbox LIST (a batch child appends
--- "<batch>|<id>|skipped")
+-- "<batch>|<id>|skipped"), KEYS[11] group_of HASH, KEYS[12] groups HASH (a cancelled job
+-- of a fair-share group leaves its group's counts and frees its slot)
 -- ARGV[1] job id, ARGV[2] lease token, ARGV[3] result json, ARGV[4] result_ttl_ms
 -- returns 1 if recorded, 0 if this worker no longer holds the lease (nothing changed)
 local active, leases, jobs, attempts, state, errors, cancel = KEYS[1], KEYS[2], KEYS[3],
@@ -14,6 +15,12 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREM', active, id)
 redis.call('HDEL', leases, id)
+local group = KEYS[12] and redis.call('HGET', KEYS[11], id)
+if group then
+  redis.call('HDEL', KEYS[11], id)
+  redis.call('HINCRBY', KEYS[12], 't:' .. group, -1)
+  redis.call('HINCRBY', KEYS[12], 'r:' .. group, -1)
+end
 local record = redis.call('HGET', jobs, id)
 local sep = record and string.find(record, '|', 1, true)
 if sep then
