@@ -185,7 +185,7 @@ def to_jsonable(value: Any) -> Any:
 async def queue_stats(scripts: Scripts, k: QueueKeys) -> QueueStats:
     """One queue's counts, read atomically."""
     now, ready, sched, active, dead, paused, due, expired, cancels = await scripts.run(
-        "queue_stats", [k.ready, k.scheduled, k.active, k.dead, k.paused, k.cancel], []
+        "queue_stats", [k.ready, k.scheduled, k.active, k.dead, k.paused, k.cancel, k.fair], []
     )
     del now
     paused_ms = int(paused)
@@ -218,6 +218,7 @@ async def jobs_page(
 ) -> JobPage:
     """A page of a queue's jobs in one state (see ``lua/jobs_page.lua`` for the order)."""
     keys = [k.ready, k.scheduled, k.active, k.dead, k.jobs, k.attempts, k.errors, k.leases]
+    keys.append(k.fair)
     _now, total, flat = await scripts.run("jobs_page", keys, [state, offset, count, cut])
     jobs = [
         _summary(k.queue, state, [flat[i + j] for j in range(6)], cut)

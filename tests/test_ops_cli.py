@@ -357,3 +357,24 @@ async def test_registry_keys_are_tagged_apart_from_the_queues(prefix: str) -> No
         f"{prefix}:{{workers}}:info",
     )
     assert QueueKeys(prefix, "q").cancel == f"{prefix}:{{q}}:cancel"
+
+
+async def test_jobs_of_fair_share_groups_count_and_list_as_ready(env: Ops) -> None:
+    grouped = env.w.task(name="grouped", group=lambda tenant, n: tenant)(ops.add_for)
+    plain = [(await env.w.enqueue("add", n, 0)).id for n in range(2)]
+    fair = [(await grouped.enqueue(t, n)).id for t, n in (("a", 1), ("b", 1), ("a", 2))]
+
+    stats = await env.cli_json("info", APP, "--queue", "default")
+    assert stats["queues"][0]["ready"] == 5
+    page = await env.cli_json("jobs", APP, "--queue", "default", "--state", "ready")
+    ids = [j["id"] for j in page[0]["jobs"]]
+    assert page[0]["total"] == 5
+    assert ids[:2] == plain and sorted(ids[2:]) == sorted(fair)
+    page = await env.cli_json(
+        "jobs", APP, "--queue", "default", "--state", "ready", "--offset", "1", "--limit", "2"
+    )
+    assert [j["id"] for j in page[0]["jobs"]] == ids[1:3]
+    page = await env.cli_json(
+        "jobs", APP, "--queue", "default", "--state", "ready", "--offset", "3", "--limit", "5"
+    )
+    assert [j["id"] for j in page[0]["jobs"]] == ids[3:]

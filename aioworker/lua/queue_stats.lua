@@ -1,6 +1,7 @@
 -- queue_stats: one queue's counts, read atomically.
 -- KEYS[1] ready LIST, KEYS[2] scheduled ZSET, KEYS[3] active ZSET, KEYS[4] dead ZSET,
--- KEYS[5] paused STRING, KEYS[6] cancel HASH
+-- KEYS[5] paused STRING, KEYS[6] cancel HASH, KEYS[7] fair ZSET (ready jobs of fair-share
+-- groups, counted as ready)
 -- ARGV none
 -- returns {now_ms, ready, scheduled, running, dead, paused_at_ms or -1, due, expired,
 --   cancel requests}
@@ -9,9 +10,11 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local paused = tonumber(redis.call('GET', KEYS[5]) or '-1') or 0
+local fair = 0
+if KEYS[7] then fair = redis.call('ZCARD', KEYS[7]) end
 return {
   now,
-  redis.call('LLEN', KEYS[1]),
+  redis.call('LLEN', KEYS[1]) + fair,
   redis.call('ZCARD', KEYS[2]),
   redis.call('ZCARD', KEYS[3]),
   redis.call('ZCARD', KEYS[4]),

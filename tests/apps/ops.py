@@ -23,6 +23,11 @@ async def add(ctx: JobContext, a: int, b: int) -> int:
     return a + b
 
 
+async def add_for(ctx: JobContext, tenant: str, n: int) -> int:
+    """Add one for a tenant (a task of a fair-share group, in the tests that need one)."""
+    return n + 1
+
+
 async def fail(ctx: JobContext, reason: str) -> None:
     """Always fail (no retries: dead-lettered at once)."""
     raise ValueError(reason)
