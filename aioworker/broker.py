@@ -39,6 +39,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: Connections per Redis node (``redis_options={"max_connections": n}`` changes it).
+MAX_CONNECTIONS = 512
+
+
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ``***``, for logs and errors."""
     try:
@@ -109,12 +113,19 @@ class Broker:
                 finally:
                     await probe.aclose()
                 cluster = bool(info.get("cluster_enabled"))
+            # redis-py's pools fail a command when their 100 connections are in use; a
+            # worker running hundreds of jobs that checkpoint or wait on results needs
+            # more, and should wait for a free connection rather than fail
+            max_connections = int(opts.pop("max_connections", MAX_CONNECTIONS))
             if cluster:
                 opts.pop("health_check_interval", None)
-                rc = RedisCluster.from_url(self.url, **opts)
+                rc = RedisCluster.from_url(self.url, max_connections=max_connections, **opts)
                 await rc.initialize()
                 return rc
-            client = aioredis.Redis.from_url(self.url, **opts)
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=max_connections, timeout=30, **opts
+            )
+            client = aioredis.Redis.from_pool(pool)
             await client.ping()
             return client
         except (RedisError, OSError) as exc:
