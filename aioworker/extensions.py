@@ -42,7 +42,8 @@ class Observer(Protocol):
     runs (context variables set there are seen by the job).  ``job_finished`` is called
     in the same task once the outcome is written, with ``complete``, ``retry``, ``dead``,
     ``requeue``, ``cancel`` or ``defer``; it is also called for jobs that never started
-    (arguments that do not fit: ``dead``; a gate deferred it: ``defer``).
+    (arguments that do not fit: ``dead``; a gate deferred it: ``defer``, with the delay
+    the gate asked for as ``duration_s``).
     """
 
     def job_started(self, job: JobRecord) -> None: ...

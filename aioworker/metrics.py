@@ -17,6 +17,7 @@ name                                       type        what
 ``aioworker_jobs_in_flight``               gauge       runs inside the job function now
 ``aioworker_job_duration_seconds``         histogram   run time, also labelled ``outcome``
 ``aioworker_job_latency_seconds``          histogram   due time to start, first attempts
+``aioworker_job_deferral_seconds``         histogram   delays asked by gates (limiter waits)
 ``aioworker_queue_jobs``                   gauge       jobs by ``queue`` and ``state``
 ``aioworker_queue_paused``                 gauge       1 while the queue is paused
 =========================================  ==========  ===================================
@@ -130,6 +131,13 @@ class Metrics:
             buckets=BUCKETS,
             registry=r,
         )
+        self.deferral = pc.Histogram(
+            "aioworker_job_deferral_seconds",
+            "Delays admission gates (rate limiters, concurrency caps) put jobs back for.",
+            labels,
+            buckets=BUCKETS,
+            registry=r,
+        )
         self.depth = pc.Gauge(
             "aioworker_queue_jobs", "Jobs of a queue by state.", ("queue", "state"), registry=r
         )
@@ -159,6 +167,8 @@ class Metrics:
             self.duration.labels(job.queue, job.task, outcome).observe(duration_s)
             if outcome in ("retry", "dead"):
                 self.failed.labels(job.queue, job.task).inc()
+        if outcome == "defer":
+            self.deferral.labels(job.queue, job.task).observe(duration_s)
         name = _COUNTER_BY_OUTCOME.get(outcome)
         if name is not None:
             self.by_outcome[name].labels(job.queue, job.task).inc()

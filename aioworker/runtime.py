@@ -246,7 +246,9 @@ class Runtime:
             await self.outcomes.write(run, k, outcome)
             if run.record is not None:
                 for observer in self.worker.observers:
-                    observer.job_finished(run.record, outcome.kind, outcome.duration_s)
+                    # for a deferral, the delay the gate asked for (limiter waits)
+                    took = outcome.delay_s if outcome.kind == "defer" else outcome.duration_s
+                    observer.job_finished(run.record, outcome.kind, took)
         except Exception as exc:
             log.exception(
                 "job %s: internal error while handling its outcome",

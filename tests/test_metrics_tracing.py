@@ -15,7 +15,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aioworker import MissingDependency, Worker
+from aioworker import Concurrent, JobContext, MissingDependency, Worker
 from tests.apps import ops
 from tests.redis_procs import pick_free_port
 from tests.worker_procs import ProcessSpawner, WorkerSpawner
@@ -178,3 +178,34 @@ def test_the_job_span_continues_the_enqueuing_trace(
 
     outside = process[ids["outside"]]  # enqueued with no span current: a trace of its own
     assert outside["parent"] is None and outside["trace"] != request["trace"]
+
+
+async def test_limiter_waits_are_counted_as_deferrals_with_their_delays(
+    redis_url: str, prefix: str
+) -> None:
+    port = pick_free_port()
+    w = ops.build(redis_url, prefix)
+    w.metrics_port = port
+
+    async def one_at_a_time(ctx: JobContext, n: int) -> int:
+        await asyncio.sleep(0.2)
+        return n
+
+    w.task(name="capped", rate_limit=Concurrent(f"{prefix}-one", 1))(one_at_a_time)
+    run = asyncio.create_task(w.run(queues=["default"], handle_signals=False))
+    try:
+        jobs = [await w.enqueue("capped", n) for n in range(3)]
+        for job in jobs:
+            await job.result(timeout=20)
+        s = await scrape(port)
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        await w.close()
+    capped = {"queue": "default", "task": "capped"}
+    assert value(s, "aioworker_jobs_succeeded_total", **capped) == 3
+    assert value(s, "aioworker_jobs_started_total", **capped) == 3
+    deferred = value(s, "aioworker_jobs_deferred_total", **capped)
+    assert deferred >= 2  # the second and third job waited for the first at least
+    assert value(s, "aioworker_job_deferral_seconds_count", **capped) == deferred
+    assert value(s, "aioworker_job_deferral_seconds_sum", **capped) > 0
