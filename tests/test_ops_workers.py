@@ -146,7 +146,8 @@ async def test_cancelling_a_running_job_stops_it_and_marks_it_cancelled(
     await eventually(cancelled, "the job is cancelled", timeout_s=10)
     with pytest.raises(JobCancelled):
         await job.result(timeout=1)
-    text = spawn_worker.output(proc)
+    # the worker logs the cancellation right after recording it
+    text = await spawn_worker.wait_for_output_async(proc, "cancelled at an operator's request")
     assert "blocking job b1 left its sleep" in text  # the job's finally block ran
     assert text.count("blocking job b1 started") == 1  # not run again
     (line,) = [
