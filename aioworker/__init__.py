@@ -7,6 +7,7 @@ deploy-safe shutdown with checkpoints, and keys that work on Redis Cluster.
 from .backoff import Backoff
 from .batches import Batch, BatchOutcome, BatchProgress
 from .context import JobContext, LeaseLost
+from .cron import CronTick, ScheduleInfo, tick_of
 from .errors import (
     AioworkerError,
     BatchCancelled,
@@ -15,6 +16,7 @@ from .errors import (
     BatchSealed,
     BrokerUnavailable,
     ConfigError,
+    CronExpressionError,
     DuplicateJob,
     EnqueueError,
     ImportStringError,
@@ -22,17 +24,20 @@ from .errors import (
     JobDead,
     JobFailed,
     JobNotFound,
+    LeadershipLost,
     MissingDependency,
     PayloadError,
     PayloadTooLarge,
     RateLimited,
     ResultTimeout,
     Retry,
+    UnknownScheduleError,
     UnknownTaskError,
 )
 from .groups import GroupProgress, GroupRateLimit, Groups
 from .handle import JobHandle
 from .job import JobInfo, JobSpec, JobStatus
+from .leader import Leadership
 from .limits import GCRA, Admission, Bucket, Concurrent, Points, Window
 from .task import Task
 from .unique import Debounce, Throttle, Unique
@@ -56,6 +61,8 @@ __all__ = (
     "Bucket",
     "Concurrent",
     "ConfigError",
+    "CronExpressionError",
+    "CronTick",
     "Debounce",
     "DuplicateJob",
     "EnqueueError",
@@ -72,6 +79,8 @@ __all__ = (
     "JobNotFound",
     "JobSpec",
     "JobStatus",
+    "Leadership",
+    "LeadershipLost",
     "LeaseLost",
     "MissingDependency",
     "PayloadError",
@@ -80,11 +89,14 @@ __all__ = (
     "RateLimited",
     "ResultTimeout",
     "Retry",
+    "ScheduleInfo",
     "Task",
     "Throttle",
     "Unique",
+    "UnknownScheduleError",
     "UnknownTaskError",
     "Window",
     "Worker",
     "__version__",
+    "tick_of",
 )

@@ -5,7 +5,8 @@ The tree::
     AioworkerError                 base of everything raised by this library
     ├── ConfigError                bad configuration: names, options, import strings
     │   ├── ImportStringError      ``module:attr`` could not be loaded (see its ``kind``)
-    │   └── MissingDependency      an optional feature's package is not installed
+    │   ├── MissingDependency      an optional feature's package is not installed
+    │   └── CronExpressionError    a cron expression that cannot be parsed (names the field)
     ├── EnqueueError               a job could not be enqueued as asked
     │   ├── UnknownTaskError       no task of that name is registered
     │   ├── PayloadError           arguments orjson cannot encode
@@ -15,6 +16,8 @@ The tree::
     ├── BrokerUnavailable          Redis cannot be reached (URL shown, password masked)
     ├── JobNotFound                no job with that id (never existed, or its result expired)
     ├── ResultTimeout              ``Job.result(timeout=...)`` gave up waiting
+    ├── UnknownScheduleError       no periodic schedule of that name is registered
+    ├── LeadershipLost             a leadership's lease was lost while its body ran
     ├── RateLimited                a limiter did not admit within ``max_wait`` (or a job
     │                              was deferred by its limiter longer than ``rate_max_wait``)
     ├── BatchError                 a batch cannot do what was asked
@@ -48,6 +51,7 @@ __all__ = (
     "BatchSealed",
     "BrokerUnavailable",
     "ConfigError",
+    "CronExpressionError",
     "DuplicateJob",
     "EnqueueError",
     "ImportStringError",
@@ -55,6 +59,7 @@ __all__ = (
     "JobDead",
     "JobFailed",
     "JobNotFound",
+    "LeadershipLost",
     "MissingDependency",
     "PayloadError",
     "PayloadTooLarge",
@@ -62,6 +67,7 @@ __all__ = (
     "ResultTimeout",
     "Retry",
     "Skip",
+    "UnknownScheduleError",
     "UnknownTaskError",
 )
 
@@ -92,6 +98,10 @@ class ImportStringError(ConfigError):
 class MissingDependency(ConfigError, ImportError):
     """An optional feature needs a package that is not installed; the message names the
     ``pip install`` command."""
+
+
+class CronExpressionError(ConfigError):
+    """A cron expression could not be parsed; the message names the field and the reason."""
 
 
 class EnqueueError(AioworkerError):
@@ -138,6 +148,18 @@ class JobNotFound(AioworkerError, LookupError):
 
 class ResultTimeout(AioworkerError, TimeoutError):
     """Waiting for a job's result took longer than the given timeout."""
+
+
+class UnknownScheduleError(AioworkerError, LookupError):
+    """No periodic schedule of that name is registered with the worker."""
+
+
+class LeadershipLost(AioworkerError):
+    """The lease of a leadership was lost (another process may lead now).
+
+    Raised out of ``async with worker.leader(...)`` when the body was cancelled because
+    the lease could not be renewed in time or was taken over.
+    """
 
 
 class RateLimited(AioworkerError):

@@ -28,6 +28,12 @@ Key schema (``P`` is the prefix, ``aioworker`` by default; ``q`` the queue name)
                                  children, pushed by complete/dead in the same script as
                                  the ack, drained into the batch's keys by the workers
     P:{q}:batch_claims   ZSET    outbox entry -> claim deadline in ms (being drained)
+    P:{q}:cron:<name>    HASH    periodic schedule ``name`` whose jobs go to queue q:
+                                 ``last`` -> marker ms (every tick at or before it was
+                                 enqueued or deliberately skipped), ``paused`` -> paused_at_ms,
+                                 ``job`` -> id of the last tick's job.  A schedule's state
+                                 lives under its queue's hash tag so the tick script can
+                                 compare-and-set the marker and enqueue in one slot.
     P:{q}:unique:<key>   STRING  unique lock: "<mode>|<holder job id>", with a TTL.  It binds
                                  only while the holder is in the state its mode names,
                                  which the enqueue script reads from the holder's own keys
@@ -85,6 +91,11 @@ own once the limiter is idle, so thousands of keyed names leave nothing behind::
     P:{limit:n}:waits    ZSET    waiter id (``<queue> <job id>`` for a job) -> first
                                  refusal in ms: place in line for wait estimates, the
                                  clock of ``max_wait``, and whom a freed slot goes to
+
+Leadership keys (:mod:`aioworker.leader`) carry the hash tag ``{leader:<name>}``::
+
+    P:{leader:n}         STRING  the lease: the holder's token, expiring after its TTL
+    P:{leader:n}:term    STRING  counter incremented at every election (a fencing token)
 """
 
 from __future__ import annotations
@@ -93,6 +104,7 @@ from dataclasses import dataclass
 
 __all__ = (
     "BatchKeys",
+    "LeaderKeys",
     "LimiterKeys",
     "QueueKeys",
     "RegistryKeys",
@@ -189,6 +201,9 @@ class QueueKeys:
     @property
     def batch_claims(self) -> str:
         return f"{self.base}:batch_claims"
+
+    def cron(self, name: str) -> str:
+        return f"{self.base}:cron:{name}"
 
     def unique(self, key: str) -> str:
         return f"{self.base}:unique:{key}"

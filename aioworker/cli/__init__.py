@@ -27,6 +27,7 @@ COMMANDS = (
     "cancel",
     "pause",
     "dead",
+    "cron",
     "batch",
     "dashboard",
 )
