@@ -646,6 +646,25 @@ async def test_auth_hook_guards_every_request(single: Dash) -> None:
     assert r.status_code == 200
 
 
+async def test_the_example_app_asks_for_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    from examples.dashboard import app as example
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=example.app), base_url="http://test"
+    ) as c:
+        monkeypatch.delenv("DASHBOARD_PASSWORD", raising=False)
+        assert (await c.get("/jobs/api/config")).status_code == 403  # no password set
+        monkeypatch.setenv("DASHBOARD_PASSWORD", "s3cret")
+        for auth in (None, ("ops", "wrong")):
+            r = await c.get("/jobs/api/config", auth=auth)
+            assert r.status_code == 401
+            assert r.headers["www-authenticate"] == 'Basic realm="jobs"'
+        r = await c.get("/jobs/api/config", auth=("ops", "s3cret"))
+        assert r.status_code == 200 and r.json()["read_only"] is False
+        r = await c.get("/jobs/", auth=("ops", "s3cret"))
+        assert '<base href="/jobs/">' in r.text
+
+
 async def _get_as(d: Dash, path: str, headers: dict[str, str]) -> Any:
     r = await d.client.get(path, headers=headers)
     assert r.status_code == 200, r.text

@@ -124,9 +124,12 @@ async def test_retry_a_dead_job_from_the_page(site: Site, tmp_path: Path) -> Non
         row = page.locator(f'tr[data-job="{job.id}"]')
         await expect(row).to_contain_text("RuntimeError: first run fails", timeout=WAIT_MS)
         await expect(row.locator('td[data-col="args"]')).to_have_text("hidden")
-        await row.locator("details.error summary").click()
-        await expect(row.locator("pre.traceback")).to_contain_text("Traceback", timeout=WAIT_MS)
-        await expect(row.locator("pre.traceback")).to_contain_text('raise RuntimeError("first')
+        await row.locator('[data-action="traceback"]').click()
+        traceback = page.locator(f'tr[data-detail="{job.id}"] pre.traceback')
+        await expect(traceback).to_contain_text("Traceback", timeout=WAIT_MS)
+        await expect(traceback).to_contain_text('raise RuntimeError("first run fails")')
+        await page.wait_for_timeout(1200)  # two refreshes: the traceback stays open
+        await expect(traceback).to_be_visible()
 
         await row.locator('button[data-action="retry"]').click()
         await expect(page.locator(".toast")).to_contain_text("put back to run")

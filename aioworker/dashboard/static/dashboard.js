@@ -60,7 +60,7 @@
     if (!iso) return h("span", { class: "muted", text: "–" });
     const t = new Date(iso);
     const d = (Date.now() - t.getTime()) / 1000;
-    const text = d >= 0 ? duration(d) + " ago" : "in " + duration(-d);
+    const text = Math.abs(d) < 1 ? "now" : d > 0 ? duration(d) + " ago" : "in " + duration(-d);
     return h("time", { datetime: iso, title: t.toLocaleString() }, text);
   }
 
@@ -74,7 +74,8 @@
 
   function jobLink(job) {
     const q = new URLSearchParams({ queue: job.queue, id: job.id });
-    return link("job?" + q, job.id, "mono");
+    const text = job.id.length > 20 ? job.id.slice(0, 18) + "…" : job.id;  // whole id in the title
+    return h("a", { href: "job?" + q, class: "mono", title: job.id }, text);
   }
 
   function argsCell(job) {
@@ -164,8 +165,9 @@
     const height = 150;
     const pad = { l: 44, r: 10, t: 10, b: 22 };
     const svg = s("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
+    // the last 5 minutes, or less while the history is shorter (at least a minute)
     const now = Date.now();
-    const span = 5 * 60 * 1000;
+    const span = Math.min(5 * 60 * 1000, Math.max(60 * 1000, t.length ? now - t[0] : 0));
     const x0 = now - span;
     const top = Math.max(0, ...series.flatMap((se) => se.values));
     const step = top > 0 ? niceStep(top) : 1;
@@ -181,7 +183,7 @@
       label.textContent = Number(v.toPrecision(6)).toLocaleString("en-US");
       svg.append(label);
     }
-    for (const [ms, text] of [[x0, "5 min ago"], [now, "now"]]) {
+    for (const [ms, text] of [[x0, duration(Math.round(span / 1000)) + " ago"], [now, "now"]]) {
       const label = s("text", { x: X(ms), y: height - 6, class: "axis", "text-anchor": ms === now ? "end" : "start" });
       label.textContent = text;
       svg.append(label);
@@ -225,6 +227,7 @@
     if (last.length < 2) return svg;
     const max = Math.max(1, ...last);
     const pts = last.map((v, i) => `${(i / (last.length - 1)) * (w - 2) + 1},${hgt - 2 - (v / max) * (hgt - 4)}`);
+    svg.append(s("polygon", { points: `1,${hgt - 2} ${pts.join(" ")} ${w - 1},${hgt - 2}`, class: "area ready" }));
     svg.append(s("polyline", { points: pts.join(" "), class: "line ready" }));
     return svg;
   }
@@ -242,8 +245,8 @@
         h("thead", {}, h("tr", {}, cols.map((c) => h("th", { class: c.cls }, c.title)))),
         h("tbody", {}, rows.map((r) => {
           const tr = h("tr", r.attrs || {});
-          cols.forEach((c) => tr.append(h("td", { class: c.cls, "data-col": c.key }, c.cell(r.data))));
-          return tr;
+          cols.forEach((c) => tr.append(h("td", { class: c.cls, "data-col": c.key }, c.cell(r.data, tr, cols.length))));
+          return [tr, r.after ? r.after(cols.length) : null];
         }))));
   }
 
@@ -279,7 +282,7 @@
         card("running", "Running", fmt(t.running), "running"),
         card("dead", "Dead", fmt(t.dead), "dead"),
         card("workers", "Workers", fmt(t.workers), "workers"),
-        card("rate", "Jobs / s", t.jobs_per_s.toFixed(1), null, h("span", { class: "sub" }, fmt(t.jobs_done) + " done by live workers")));
+        card("rate", "Jobs / s", t.jobs_per_s.toFixed(1), null, h("span", { class: "sub", title: "jobs finished by the live workers since they started" }, fmt(t.jobs_done) + " done")));
       const hist = o.history;
       lineChart(this.tp, hist.t, [{ name: "jobs/s", values: hist.jobs_per_s, cls: "tp", area: true }], " jobs/s");
       lineChart(this.bl, hist.t, [
@@ -339,7 +342,10 @@
         this.summary.textContent = data.total ? `${fmt(data.offset + 1)}–${fmt(data.offset + shown)} of ${fmt(data.total)}` : "";
         this.summary.dataset.total = data.total;
         this.renderBulk(queues.queues, data.total);
-        fill(this.list, table(columns(state), data.jobs.map((j) => ({ data: j, attrs: { "data-job": j.id } })),
+        fill(this.list, table(columns(state), data.jobs.map((j) => ({
+          data: j, attrs: { "data-job": j.id },
+          after: state === "dead" && expanded.has(j.id) ? (span) => tracebackRow(j, span) : null,
+        })),
           `No ${state} jobs${this.queue ? " in " + this.queue : ""}.`));
         fill(this.pager);
         if (this.queue && (this.offset > 0 || data.offset + shown < data.total)) {
@@ -374,27 +380,40 @@
       { confirm: `Cancel job ${j.id}?` });
   }
 
-  function errorCell(j) {
-    const msg = `${j.error_type || "Error"}: ${j.error_message || ""}`;
-    const det = h("details", { class: "error", open: expanded.has(j.id) });
+  // The error in its cell; the traceback opens in a full-width row below the job's row.
+  function tracebackRow(j, span) {
     const tb = h("pre", { class: "traceback" }, "loading…");
-    det.append(h("summary", { title: msg }, msg), tb);
-    const load = async () => {
-      const key = j.id + "|" + j.at;  // a job that died again has another traceback
-      if (tracebacks.has(key)) { tb.textContent = tracebacks.get(key); return; }
-      try {
-        const d = await api(`jobs/${enc(j.queue)}/${enc(j.id)}`);
+    const key = j.id + "|" + j.at;  // a job that died again has another traceback
+    if (tracebacks.has(key)) tb.textContent = tracebacks.get(key);
+    else {
+      api(`jobs/${enc(j.queue)}/${enc(j.id)}`).then((d) => {
         tb.textContent = (d.error && d.error.traceback) || "(no traceback recorded)";
         tracebacks.set(key, tb.textContent);
-      } catch (err) {
-        tb.textContent = "could not load: " + err.message;
-      }
-    };
-    det.addEventListener("toggle", () => {
-      if (det.open) { expanded.add(j.id); load(); } else expanded.delete(j.id);
-    });
-    if (det.open) load();
-    return det;
+      }, (err) => { tb.textContent = "could not load: " + err.message; });
+    }
+    return h("tr", { class: "detail", "data-detail": j.id }, h("td", { colspan: span }, tb));
+  }
+
+  function errorCell(j, tr, span) {
+    const msg = `${j.error_type || "Error"}: ${j.error_message || ""}`;
+    const open = expanded.has(j.id);
+    return h("button", {
+      type: "button", class: "toggle" + (open ? " open" : ""), title: msg,
+      "aria-expanded": open ? "true" : "false", "data-action": "traceback",
+      onclick: (ev) => {
+        const btn = ev.currentTarget;
+        const next = tr.nextElementSibling;
+        if (expanded.has(j.id)) {
+          expanded.delete(j.id);
+          if (next && next.dataset.detail === j.id) next.remove();
+        } else {
+          expanded.add(j.id);
+          tr.after(tracebackRow(j, span));
+        }
+        btn.classList.toggle("open", expanded.has(j.id));
+        btn.setAttribute("aria-expanded", expanded.has(j.id) ? "true" : "false");
+      },
+    }, msg);
   }
 
   function columns(state) {
@@ -513,6 +532,28 @@
     return h("section", { class: "block" }, h("h3", {}, title), h("pre", {}, JSON.stringify(value, null, 2)));
   }
 
+  // the payload's option and feature keys (see aioworker/payload.py), in words
+  const OPTIONS = {
+    r: ["Retries", (v) => fmt(v)],
+    o: ["Timeout", (v) => duration(v)],
+    d: ["Delay", (v) => duration(v / 1000)],
+    at: ["Due", (v) => when(new Date(v).toISOString())],
+    b: ["Batch", (v) => h("span", { class: "mono" }, v)],
+    bc: ["Batch callback", (v) => `${v.cb} of batch ${v.id}`],
+    g: ["Group", (v) => String(v)],
+    w: ["Unique while running", (v) => h("span", { class: "mono" }, String(v[0]))],
+    tc: ["Trace", (v) => h("span", { class: "mono small" }, v.traceparent || "")],
+  };
+
+  function optionsBlock(payload) {
+    const known = Object.keys(payload).filter((k) => OPTIONS[k]);
+    const rest = Object.fromEntries(Object.entries(payload).filter(([k]) => !OPTIONS[k]));
+    if (!known.length && !Object.keys(rest).length) return null;
+    return h("section", { class: "block" }, h("h3", {}, "Options"),
+      known.length ? kv(known.map((k) => [OPTIONS[k][0], OPTIONS[k][1](payload[k])])) : null,
+      Object.keys(rest).length ? h("pre", {}, JSON.stringify(rest, null, 2)) : null);
+  }
+
   const stepNames = (j) => (Array.isArray(j.steps) ? j.steps : Object.keys(j.steps || {}));
 
   pages.job = {
@@ -557,7 +598,7 @@
         j.hidden ? null : jsonBlock("Result", j.result),
         j.hidden ? null : jsonBlock("Checkpoint", j.checkpoint),
         j.hidden || !j.steps || Array.isArray(j.steps) ? null : jsonBlock("Steps", j.steps),
-        Object.keys(j.payload || {}).length ? jsonBlock("Options", j.payload) : null);
+        optionsBlock(j.payload || {}));
     },
   };
 
