@@ -72,11 +72,13 @@ class History:
         self.samples.append(sample)
         return sample
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, per_queue: int = 60) -> dict[str, Any]:
         """Columns for the charts: ``t`` (ms), ``jobs_per_s``, ``ready``, ``running``,
-        ``scheduled``, and per queue its ``ready`` and ``running`` (0 before it existed)."""
+        ``scheduled``, and per queue its ``ready`` and ``running`` over the last
+        ``per_queue`` samples (0 before the queue existed)."""
         samples = list(self.samples)
-        names = sorted({name for s in samples for name in s.queues})
+        recent = samples[-per_queue:]
+        names = sorted({name for s in recent for name in s.queues})
         return {
             "t": [s.t_ms for s in samples],
             "jobs_per_s": [s.jobs_per_s for s in samples],
@@ -85,8 +87,8 @@ class History:
             "running": [s.running for s in samples],
             "queues": {
                 name: {
-                    "ready": [s.queues.get(name, (0, 0))[0] for s in samples],
-                    "running": [s.queues.get(name, (0, 0))[1] for s in samples],
+                    "ready": [s.queues.get(name, (0, 0))[0] for s in recent],
+                    "running": [s.queues.get(name, (0, 0))[1] for s in recent],
                 }
                 for name in names
             },
