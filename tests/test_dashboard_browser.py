@@ -80,6 +80,7 @@ async def site(
 async def test_counts_follow_the_queue_and_resume_from_the_page(site: Site) -> None:
     from playwright.async_api import expect
 
+    expect.set_options(timeout=WAIT_MS)  # generous: the page polls every half second
     admin = Admin(site.w)
     await admin.pause("default")
     async with launch(site.chromium) as browser:
@@ -110,6 +111,7 @@ async def test_counts_follow_the_queue_and_resume_from_the_page(site: Site) -> N
 async def test_retry_a_dead_job_from_the_page(site: Site, tmp_path: Path) -> None:
     from playwright.async_api import expect
 
+    expect.set_options(timeout=WAIT_MS)  # generous: the page polls every half second
     job = await site.w.enqueue("fail_once", str(tmp_path / "marker"))
     with pytest.raises(JobDead):
         await job.result(timeout=10)
