@@ -300,9 +300,7 @@ async def test_ready_grouped_jobs_wait_in_the_fair_set_at_their_group_positions(
 
 
 async def test_a_delayed_grouped_job_is_scheduled_and_counted(kit: Kit) -> None:
-    assert await kit.scripts.enqueue_items(kit.k, [item("a", group="A", delay_ms=60_000)]) == [
-        True
-    ]
+    assert await kit.scripts.enqueue_items(kit.k, [item("a", group="A", delay_ms=60_000)]) == [True]
     assert set(await kit.zset(kit.k.scheduled)) == {"a"}
     assert await kit.zset(kit.k.fair) == {}
     assert (await kit.hash(kit.k.groups))["t:A"] == b"1"
