@@ -1,7 +1,9 @@
 """OpenTelemetry: a job's span continues the trace of the code that enqueued it.
 
 Optional: install ``aioworker[otel]`` (``opentelemetry-api``).  Without it nothing here
-does anything.
+does anything.  OpenTelemetry is used only once the application itself has imported it
+(looked up at each call), so a process that does not trace pays neither the import nor
+any work per job.
 
 - **Enqueue**: when a span is current (a FastAPI request span, say), its W3C trace
   context is injected with the global propagator and stored in the job's payload under
@@ -19,6 +21,8 @@ does anything.
 
 from __future__ import annotations
 
+import sys
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .job import JobRecord
@@ -26,30 +30,37 @@ from .job import JobRecord
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-try:
-    from opentelemetry import context as otel_context
-    from opentelemetry import propagate, trace
-except ImportError:  # pragma: no cover - exercised only without the optional dependency
-    trace = None  # type: ignore[assignment]
-
 __all__ = ("PAYLOAD_KEY", "JobTracer", "trace_context", "tracing_available")
 
 #: The payload key holding the enqueuer's trace context.
 PAYLOAD_KEY = "tc"
 
 
+def _otel() -> tuple[ModuleType, ModuleType, ModuleType] | None:
+    """(trace, propagate, context) once the application has imported OpenTelemetry."""
+    if "opentelemetry.trace" not in sys.modules:
+        return None
+    from opentelemetry import context, propagate, trace
+
+    return trace, propagate, context
+
+
 def tracing_available() -> bool:
-    """True when ``opentelemetry-api`` is installed and a real tracer provider is set."""
-    if trace is None:
+    """True when the application uses OpenTelemetry and a real tracer provider is set."""
+    otel = _otel()
+    if otel is None:
         return False
+    trace = otel[0]
     provider = trace.get_tracer_provider()
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 def trace_context() -> dict[str, Any] | None:
     """``{"tc": {...}}`` for the payload when a valid span is current, else None."""
-    if trace is None:
+    otel = _otel()
+    if otel is None:
         return None
+    trace, propagate, _ = otel
     if not trace.get_current_span().get_span_context().is_valid:
         return None
     carrier: dict[str, str] = {}
@@ -61,17 +72,19 @@ class JobTracer:
     """An :class:`~aioworker.extensions.Observer` that runs each job inside a span."""
 
     def __init__(self) -> None:
-        assert trace is not None, "opentelemetry-api is not installed"
-        self.tracer = trace.get_tracer("aioworker")
+        otel = _otel()
+        assert otel is not None, "OpenTelemetry is not in use"
+        self.trace, self.propagate, self.context = otel
+        self.tracer = self.trace.get_tracer("aioworker")
         self._open: dict[str, tuple[Span, object]] = {}
 
     def job_started(self, job: JobRecord) -> None:
         carrier = job.payload.get(PAYLOAD_KEY)
-        parent = propagate.extract(carrier) if isinstance(carrier, dict) else None
+        parent = self.propagate.extract(carrier) if isinstance(carrier, dict) else None
         span = self.tracer.start_span(
             f"process {job.task}",
             context=parent,
-            kind=trace.SpanKind.CONSUMER,
+            kind=self.trace.SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "aioworker",
                 "messaging.operation.type": "process",
@@ -82,7 +95,7 @@ class JobTracer:
             },
         )
         # attached in the job's own asyncio task: the job's function sees it as current
-        token = otel_context.attach(trace.set_span_in_context(span))
+        token = self.context.attach(self.trace.set_span_in_context(span))
         self._open[job.id] = (span, token)
 
     def job_finished(self, job: JobRecord, outcome: str, duration_s: float) -> None:
@@ -92,6 +105,8 @@ class JobTracer:
         span, token = opened
         span.set_attribute("aioworker.outcome", outcome)
         if outcome in ("retry", "dead"):
-            span.set_status(trace.Status(trace.StatusCode.ERROR, f"job outcome: {outcome}"))
+            span.set_status(
+                self.trace.Status(self.trace.StatusCode.ERROR, f"job outcome: {outcome}")
+            )
         span.end()
-        otel_context.detach(token)  # type: ignore[arg-type]
+        self.context.detach(token)
