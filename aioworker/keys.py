@@ -225,6 +225,61 @@ class QueueKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class RegistryKeys:
+    """Key names not bound to one queue: the queue and worker registries."""
+
+    prefix: str
+
+    @property
+    def queues(self) -> str:
+        return f"{self.prefix}:{{queues}}"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}:{{workers}}:ids"
+
+    @property
+    def worker_info(self) -> str:
+        return f"{self.prefix}:{{workers}}:info"
+
+    @property
+    def batches(self) -> str:
+        return f"{self.prefix}:{{batches}}"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchKeys:
+    """Key names of one batch (all in the slot of ``{batch:<id>}``)."""
+
+    prefix: str
+    batch_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{batch:{self.batch_id}}}"
+
+    @property
+    def meta(self) -> str:
+        return f"{self.base}:meta"
+
+    @property
+    def children(self) -> str:
+        return f"{self.base}:children"
+
+    @property
+    def failed(self) -> str:
+        return f"{self.base}:failed"
+
+    @property
+    def done(self) -> str:
+        return f"{self.base}:done"
+
+    def all(self) -> list[str]:
+        """Every key of the batch, in the order the batch scripts take them."""
+        return [self.meta, self.children, self.failed, self.done]
+
+
+@dataclass(frozen=True, slots=True)
 class LimiterKeys:
     """Key names of one limiter name (all in the slot of ``{limit:<name>}``)."""
 
@@ -282,62 +337,3 @@ class LeaderKeys:
     @property
     def term(self) -> str:
         return f"{self.lease}:term"
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryKeys:
-    """Key names not bound to one queue: the queue and worker registries."""
-
-    prefix: str
-
-    @property
-    def queues(self) -> str:
-        return f"{self.prefix}:{{queues}}"
-
-    @property
-    def workers(self) -> str:
-        return f"{self.prefix}:{{workers}}:ids"
-
-    @property
-    def worker_info(self) -> str:
-        return f"{self.prefix}:{{workers}}:info"
-
-    @property
-    def batches(self) -> str:
-        return f"{self.prefix}:{{batches}}"
-
-
-@dataclass(frozen=True, slots=True)
-class BatchKeys:
-    """Key names of one batch (all in the slot of ``{batch:<id>}``)."""
-
-    prefix: str
-    batch_id: str
-
-    @property
-    def base(self) -> str:
-        return f"{self.prefix}:{{batch:{self.batch_id}}}"
-
-    @property
-    def meta(self) -> str:
-        return f"{self.base}:meta"
-
-    @property
-    def children(self) -> str:
-        return f"{self.base}:children"
-
-    @property
-    def failed(self) -> str:
-        return f"{self.base}:failed"
-
-    @property
-    def done(self) -> str:
-        return f"{self.base}:done"
-
-    def all(self) -> list[str]:
-        """Every key of the batch, in the order the batch scripts take them."""
-        return [self.meta, self.children, self.failed, self.done]
-
-    @property
-    def batches(self) -> str:
-        return f"{self.prefix}:{{batches}}"

@@ -45,6 +45,8 @@ class OutcomeWriter:
 
     async def write(self, run: Running, k: QueueKeys, outcome: Outcome) -> None:
         """Write a finished run's outcome with the script for it, fenced by its lease."""
+        if run.abandoned:
+            return  # shutdown already requeued it from outside
         w = self.worker
         job = run.job_id
         ok: bool | None

@@ -31,6 +31,7 @@ from .acker import Durable
 from .broker import TRANSIENT_ERRORS
 from .capacity import Capacity
 from .context import JobContext
+from .errors import Skip
 from .executor import Outcome, error_info, execute, failure
 from .extensions import Service
 from .hooks import BusyTracker
@@ -87,6 +88,8 @@ class Runtime:
         self.stopped = asyncio.Event()  # the reason to leave: signal or burst drained
         self.durable = Durable(self._redis_down, self._redis_up)
         self._down_since: float | None = None
+        self._up_at = float("-inf")  # when the last outage ended
+        self._quiet_outage = False
         self._fetchers: dict[str, asyncio.Task[None]] = {}
         self._waits: dict[str, asyncio.Task[bool]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -258,7 +261,9 @@ class Runtime:
         finally:
             if run.protected:
                 self.busy.job_finished()
-            self.running.pop(run.job_id, None)
+            # the same job may run here again after this run lost its lease: keep that one
+            if self.running.get(run.job_id) is run:
+                del self.running[run.job_id]
             self.capacity.release(run.queue, 1)
             if not self.running:
                 self._idle_since = time.monotonic()
@@ -270,6 +275,8 @@ class Runtime:
             err = error_info(None, f"cannot decode the job's payload: {exc}", "DecodeError")
             return Outcome("dead", error=err)
         run.task_name = body["t"]
+        batch = body.get("b")  # a batch child's outcome also goes to the batch outbox
+        run.extra["batch"] = batch if isinstance(batch, str) else ""
         task = self.worker.tasks.get(body["t"])
         if task is None:
             known = ", ".join(sorted(self.worker.tasks)) or "none"
@@ -309,11 +316,16 @@ class Runtime:
             state=fetched.state,
             saver=lambda blob: self._checkpoint(run, k, blob),
             shutting_down=self.shutting_down,
+            payload=body,
         )
         run.ctx = ctx
-        for gate in task.gates:
+        for gate in (*self.worker.gates, *task.gates):
             try:
                 wait_s = await gate.enter(record)
+            except Skip as exc:
+                await self._exit_gates(run, "complete")
+                joblog.info("job %s %s skipped: %s", run.job_id, task.name, exc.reason)
+                return Outcome("complete", value=b"null")
             except Exception as exc:
                 await self._exit_gates(run, "retry")
                 return failure(task, run.attempt, max_attempts, exc, error_info(exc))
@@ -396,7 +408,9 @@ class Runtime:
                 continue
             for job_id in lost:
                 run_lost = self.running.get(job_id)
-                if run_lost is not None and not run_lost.lease_lost:
+                # a job whose outcome was written while the renewal was in flight has
+                # released its lease itself: only a still-executing job has lost it
+                if run_lost is not None and run_lost.executing and not run_lost.lease_lost:
                     run_lost.lease_lost = True
                     log.warning(
                         "job %s %s: lease lost (this worker was out of touch too long); "
@@ -425,8 +439,13 @@ class Runtime:
     # -- Redis outages ---------------------------------------------------------------
 
     def _redis_down(self, exc: BaseException) -> None:
-        if self._down_since is None:
-            self._down_since = time.monotonic()
+        if self._down_since is not None:
+            return
+        self._down_since = time.monotonic()
+        # right after a reconnect, each stale pooled connection fails once more: that is
+        # the same outage ending, not a new one, so it is not logged again
+        self._quiet_outage = self._down_since - self._up_at < 5.0
+        if not self._quiet_outage:
             log.error(
                 "lost the connection to Redis at %s (%s); retrying with backoff, "
                 "running jobs go on",
@@ -436,8 +455,12 @@ class Runtime:
 
     def _redis_up(self) -> None:
         if self._down_since is not None:
-            log.warning("reconnected to Redis after %.1f s", time.monotonic() - self._down_since)
+            if not self._quiet_outage:
+                log.warning(
+                    "reconnected to Redis after %.1f s", time.monotonic() - self._down_since
+                )
             self._down_since = None
+            self._up_at = time.monotonic()
 
     def _retry_delay(self) -> float:
         if self._down_since is None:

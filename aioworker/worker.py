@@ -96,10 +96,10 @@ class Worker:
     :param protect: which running jobs make the worker busy: ``any`` job, or only
         ``non_interruptible`` ones.
     :param health_port: serve ``/livez`` and ``/readyz`` on this port while running.
-    :param metrics_port: serve Prometheus metrics on ``/metrics`` on this port while
-        running (the health server's when equal; needs ``aioworker[metrics]``).
     :param global_concurrency: queue -> most of its jobs running at once across all
         workers (crash-safe leases; see :mod:`aioworker.limit_gates`).
+    :param metrics_port: serve Prometheus metrics on ``/metrics`` on this port while
+        running (the health server's when equal; needs ``aioworker[metrics]``).
     """
 
     def __init__(
@@ -125,8 +125,8 @@ class Worker:
         on_idle: Sequence[Hook] = (),
         protect: Protect = "any",
         health_port: int | None = None,
-        metrics_port: int | None = None,
         global_concurrency: Mapping[str, int] | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         self.redis_url = redis_url or os.environ.get("AIOWORKER_REDIS_URL") or DEFAULT_URL
         self.queues: dict[str, int] = dict(queues or {"default": 100})
@@ -157,12 +157,12 @@ class Worker:
             raise ConfigError("protect must be 'any' or 'non_interruptible'")
         self.protect: Protect = protect
         self.health_port = health_port
-        self.metrics_port = metrics_port
         self.global_concurrency: dict[str, int] = dict(global_concurrency or {})
         for name, n in self.global_concurrency.items():
             validate_name("queue", name)
             if not isinstance(n, int) or n < 1:
                 raise ConfigError(f"queue {name!r}: global_concurrency must be at least 1")
+        self.metrics_port = metrics_port
         self.observers: list[Observer] = []
         self.services: list[Service] = []
         self.tasks: dict[str, Task[Any, Any]] = {}
