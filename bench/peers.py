@@ -98,6 +98,44 @@ def ensure_peer(peer: Peer, log: Path | None = None) -> tuple[Path, str | None]:
     return python, None
 
 
+def ensure_aioworker(source: Path, label: str, log: Path | None = None) -> tuple[Path, str | None]:
+    """Install aioworker from ``source`` into its own venv, runtime dependencies only.
+
+    The project's own venv holds the dev extras (OpenTelemetry among them, which
+    redis-py imports when present), so measuring there would inflate memory.
+
+    :param source: a directory holding ``pyproject.toml`` and the ``aioworker`` package.
+    :param label: what was installed (a commit); the same label is not installed twice.
+    :returns: the interpreter path and an error tail, or ``None`` on success.
+    """
+    venv = VENVS_DIR / "aioworker"
+    python = venv / "bin" / "python"
+    marker = venv / "installed-from"
+    if marker.exists() and marker.read_text() == label and _imports_ok(python, ("aioworker",)):
+        return python, None
+    VENVS_DIR.mkdir(parents=True, exist_ok=True)
+    steps = []
+    if not python.exists():
+        steps.append([sys.executable, "-m", "venv", str(venv)])
+    # no extras: only what `pip install aioworker` brings
+    steps.append([str(python), "-m", "pip", "install", "--quiet", "--force-reinstall", str(source)])
+    for cmd in steps:
+        try:
+            result = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return python, f"install timed out after {INSTALL_TIMEOUT_S} s: {' '.join(cmd)}"
+        if log is not None:
+            with log.open("a") as fh:
+                fh.write(f"$ {' '.join(cmd)}\n{result.stdout}{result.stderr}\n")
+        if result.returncode != 0:
+            tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+            return python, "\n".join(tail) or f"exit status {result.returncode}"
+    marker.write_text(label)
+    return python, None
+
+
 def installed_versions(python: Path | str, distributions: tuple[str, ...]) -> dict[str, str]:
     """Return ``{distribution: version}`` as seen by ``python``."""
     code = (

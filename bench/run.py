@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -50,7 +51,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 LIBS_DIR = BENCH_DIR / "libs"
 
-SCENARIOS = ("noop", "io")
+SCENARIOS = ("noop", "io", "pickup", "inflight")
+THROUGHPUT = ("noop", "io")
 METRICS = (
     # key, label, whether a higher value is better
     ("enqueue_per_s", "enqueue jobs/s", True),
@@ -59,7 +61,39 @@ METRICS = (
     # CPU per job barely moves when other work shares the machine, unlike jobs/s
     ("worker_cpu_us_per_job", "worker CPU us/job", False),
     ("redis_cpu_us_per_job", "Redis CPU us/job", False),
+    ("commands_per_job", "Redis commands/job", False),
+    ("round_trips_per_job", "round trips/job", False),
 )
+SCENARIO_METRICS = {
+    "noop": METRICS,
+    "io": METRICS,
+    "pickup": (
+        ("pickup_p50_ms", "pickup p50 ms", False),
+        ("pickup_p99_ms", "pickup p99 ms", False),
+        ("pickup_max_ms", "pickup max ms", False),
+    ),
+    "inflight": (
+        ("peak_rss_mb", "worker peak RSS MB", False),
+        ("span_s", "first start to last end s", False),
+        ("enqueue_per_s", "enqueue jobs/s", True),
+    ),
+}
+ALL_METRICS = tuple({m[0]: m for ms in SCENARIO_METRICS.values() for m in ms}.values())
+
+# Round trips per job: the commands a library's clients send themselves, as
+# opposed to those its Lua scripts or Redis functions run (INFO commandstats
+# counts both). None: the library runs no scripts in the worker, so every
+# command is one it sent (pipelined commands count one each, an upper bound).
+CLIENT_COMMANDS: dict[str, frozenset[str] | None] = {
+    "aioworker": frozenset(
+        {"evalsha", "eval", "blpop", "blmove", "brpop", "rpush", "ping", "time", "client"}
+    ),
+    "arq": None,
+    "saq": None,
+    "streaq": None,
+    "taskiq": None,
+    "taskiq-list": None,
+}
 SUBJECT = "aioworker"
 # Before each run, wait (up to --quiet-wait) until other work uses less than this.
 QUIET_CORES = 0.25
@@ -77,12 +111,13 @@ class Lib:
     extra_args: tuple[str, ...] = ()
 
     def python(self) -> Path:
-        return Path(sys.executable) if self.peer is None else peers.venv_python(self.peer)
+        return peers.venv_python(self.peer or self.name)
 
 
 LIBS: dict[str, Lib] = {
     lib.name: lib
     for lib in (
+        # its own virtualenv too, with its runtime dependencies only
         Lib("aioworker", "aioworker_bench.py", None),
         Lib("arq", "arq_bench.py", "arq"),
         Lib("saq", "saq_bench.py", "saq"),
@@ -284,11 +319,28 @@ def run_one(
 # -- figures -------------------------------------------------------------------------
 
 
+def redis_cost(run: dict[str, Any]) -> dict[str, float]:
+    """Commands and round trips per job of a run's worker phase.
+
+    ``run["commands"]`` holds the calls per command from ``INFO commandstats``
+    before and after the worker phase (INFO itself left out).
+    """
+    commands = {k: v for k, v in run.get("commands", {}).items() if k != "info"}
+    if not commands or not run.get("jobs"):
+        return {}
+    client = CLIENT_COMMANDS.get(run["lib"])
+    trips = sum(n for k, n in commands.items() if client is None or k in client)
+    return {
+        "commands_per_job": round(sum(commands.values()) / run["jobs"], 2),
+        "round_trips_per_job": round(trips / run["jobs"], 2),
+    }
+
+
 def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, float] | None]:
     """Median, min and max of each metric over the successful runs."""
-    ok = [r for r in runs if "error" not in r]
+    ok = [{**r, **redis_cost(r)} for r in runs if "error" not in r]
     out: dict[str, dict[str, float] | None] = {}
-    for key, _, _ in METRICS:
+    for key, _, _ in ALL_METRICS:
         values = [float(r[key]) for r in ok if r.get(key) is not None]
         out[key] = (
             {"median": statistics.median(values), "min": min(values), "max": max(values)}
@@ -320,7 +372,7 @@ def ratio_rows(
     """For each scenario and metric: aioworker's median over the best peer's."""
     rows = []
     for scenario in scenarios:
-        for key, label, higher_better in METRICS:
+        for key, label, higher_better in SCENARIO_METRICS[scenario]:
             mine = summaries.get((SUBJECT, scenario), {}).get(key)
             peer_medians = [
                 (lib, s["median"])
@@ -345,28 +397,44 @@ def _git(*args: str) -> str:
     ).stdout.strip()
 
 
-def aioworker_source(ref: str | None) -> tuple[Path | None, str]:
-    """Where aioworker is imported from, and how to describe it.
+# what `pip install` needs to build the package
+PACKAGE_FILES = ("aioworker", "pyproject.toml", "README.md")
 
-    :param ref: a commit to measure instead of the working tree; its
-        ``aioworker/`` package is extracted under ``bench/.venvs/aioworker-src``.
-    :returns: a directory to put first on ``PYTHONPATH`` (None for the working
-        tree) and a description for the report.
+
+def aioworker_source(ref: str | None) -> tuple[Path, str, str]:
+    """The source tree to install aioworker from, and how to describe it.
+
+    :param ref: a commit to measure instead of the working tree; its package
+        files are extracted under ``bench/.venvs/aioworker-src/<sha>``.
+    :returns: the source directory, a description for the report and an
+        install label (the same label is not installed twice).
     """
+    src_root = BENCH_DIR / ".venvs" / "aioworker-src"
     if ref is None:
+        dest = src_root / "worktree"
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        for name in PACKAGE_FILES:
+            src = REPO_ROOT / name
+            if src.is_dir():
+                shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(src, dest / name)
         try:
             head = _git("rev-parse", "--short", "HEAD")
             dirty = _git("status", "--porcelain", "--", "aioworker")
         except (OSError, subprocess.CalledProcessError):
-            return None, "working tree"
-        return None, f"working tree at {head}" + (
+            return dest, "working tree", f"worktree {time.time()}"
+        desc = f"working tree at {head}" + (
             " with uncommitted changes to aioworker/" if dirty else ""
         )
+        # the working tree may change between runs: install it every time
+        return dest, desc, f"worktree {time.time()}"
     sha = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
-    dest = BENCH_DIR / ".venvs" / "aioworker-src" / sha
-    if not (dest / "aioworker" / "__init__.py").exists():
+    dest = src_root / sha
+    if not (dest / "pyproject.toml").exists():
         archive = subprocess.run(
-            ["git", "archive", "--format=tar", sha, "aioworker"],
+            ["git", "archive", "--format=tar", sha, *PACKAGE_FILES],
             cwd=REPO_ROOT,
             capture_output=True,
             check=True,
@@ -374,7 +442,7 @@ def aioworker_source(ref: str | None) -> tuple[Path | None, str]:
         dest.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(dest, filter="data")
-    return dest, f"commit {sha[:7]}"
+    return dest, f"commit {sha[:7]}", sha
 
 
 # -- machine -------------------------------------------------------------------------
@@ -408,7 +476,7 @@ def machine_info(client: redis.Redis) -> dict[str, str]:
 
 def lib_versions(lib: Lib) -> dict[str, str]:
     dists = {
-        "aioworker": ("aioworker", "redis", "hiredis", "orjson", "uvloop"),
+        "aioworker": ("aioworker", "redis", "hiredis", "orjson", "uvloop", "opentelemetry-api"),
         "arq": ("arq", "redis", "hiredis", "uvloop"),
         "saq": ("saq", "redis", "hiredis", "uvloop"),
         "streaq": ("streaq", "coredis", "anyio", "uvloop"),
@@ -428,6 +496,30 @@ def group_runs(report: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, A
     for r in report["runs"]:
         runs.setdefault((r["lib"], r["scenario"]), []).append(r)
     return runs
+
+
+THROUGHPUT_TEXT = (
+    "Throughput (noop, io). Redis commands/job are the calls `INFO commandstats` "
+    "counted from the worker's go to its report (commands inside Lua scripts and "
+    "Redis functions included); round trips/job count only the commands a library's "
+    "clients send themselves: for aioworker its script calls (EVALSHA/EVAL) and direct "
+    "commands (BLPOP, BLMOVE, BRPOP, RPUSH, PING, TIME, CLIENT), since every other command "
+    "runs inside its scripts; the peers' workers run no scripts, so every command they "
+    "cause is one they sent (pipelined commands count one each, so this is an upper "
+    "bound on their round trips)."
+)
+PICKUP_TEXT = (
+    "Pickup latency: {jobs[pickup]:,} jobs enqueued one at a time at 500/s into a "
+    "worker started and idle for 2 s (concurrency {concurrency[pickup]}); each job "
+    "carries the producer's `time.time()` at enqueue and the job body subtracts it "
+    "from its own `time.time()` (same machine, same clock)."
+)
+INFLIGHT_TEXT = (
+    "In-flight work: {jobs[inflight]:,} jobs of `await asyncio.sleep(5)` enqueued in "
+    "bulk, then one worker process at concurrency {concurrency[inflight]:,}; peak RSS "
+    "of the worker, and the time from the first job's start to the last job's end "
+    "(5 s is the ideal)."
+)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -520,20 +612,30 @@ def render(report: dict[str, Any]) -> str:
     w("")
     w("## Results")
     w("")
-    header = "| scenario | library | " + " | ".join(label for _, label, _ in METRICS) + " |"
-    w(header)
-    w("|---|---|" + "---:|" * len(METRICS))
-    for scenario in scenarios:
-        for lib in libs:
-            ok_runs = [r for r in runs[(lib, scenario)] if "error" not in r]
-            stats = summaries[(lib, scenario)]
-            cells = [cell(stats[key], len(ok_runs)) for key, _, _ in METRICS]
-            failed = len(runs[(lib, scenario)]) - len(ok_runs)
-            name = f"**{lib}**" if lib == SUBJECT else lib
-            if failed and ok_runs:
-                name += f" ({failed} of {len(runs[(lib, scenario)])} runs failed)"
-            w(f"| {scenario} | {name} | " + " | ".join(cells) + " |")
-    w("")
+    table_groups = [
+        ([sc for sc in scenarios if sc in THROUGHPUT], METRICS, THROUGHPUT_TEXT),
+        ([sc for sc in scenarios if sc == "pickup"], SCENARIO_METRICS["pickup"], PICKUP_TEXT),
+        ([sc for sc in scenarios if sc == "inflight"], SCENARIO_METRICS["inflight"], INFLIGHT_TEXT),
+    ]
+    for group, metrics, text in table_groups:
+        if not group:
+            continue
+        w(text.format(jobs=report.get("jobs", {}), concurrency=concurrency))
+        w("")
+        header = "| scenario | library | " + " | ".join(label for _, label, _ in metrics) + " |"
+        w(header)
+        w("|---|---|" + "---:|" * len(metrics))
+        for scenario in group:
+            for lib in libs:
+                ok_runs = [r for r in runs[(lib, scenario)] if "error" not in r]
+                stats = summaries[(lib, scenario)]
+                cells = [cell(stats[key], len(ok_runs)) for key, _, _ in metrics]
+                failed = len(runs[(lib, scenario)]) - len(ok_runs)
+                name = f"**{lib}**" if lib == SUBJECT else lib
+                if failed and ok_runs:
+                    name += f" ({failed} of {len(runs[(lib, scenario)])} runs failed)"
+                w(f"| {scenario} | {name} | " + " | ".join(cells) + " |")
+        w("")
     w("## aioworker ÷ best peer")
     w("")
     w("Above 1 is better for throughput; below 1 is better for memory and CPU.")
@@ -613,16 +715,18 @@ def render(report: dict[str, Any]) -> str:
 def print_table(
     libs: list[str], scenarios: list[str], runs: dict[tuple[str, str], list[dict[str, Any]]]
 ) -> None:
-    head = f"{'scenario':<9}{'library':<13}" + "".join(f"{lbl:>26}" for _, lbl, _ in METRICS)
-    print(head)
-    print("-" * len(head))
     for scenario in scenarios:
+        metrics = SCENARIO_METRICS[scenario]
+        head = f"{'scenario':<9}{'library':<13}" + "".join(f"{lbl:>24}" for _, lbl, _ in metrics)
+        print(head)
+        print("-" * len(head))
         for lib in libs:
             rs = runs[(lib, scenario)]
             stats = summarize(rs)
             ok = len([r for r in rs if "error" not in r])
-            cells = "".join(f"{cell(stats[key], ok):>26}" for key, _, _ in METRICS)
+            cells = "".join(f"{cell(stats[key], ok):>24}" for key, _, _ in metrics)
             print(f"{scenario:<9}{lib:<13}{cells}")
+        print()
 
 
 # -- main ----------------------------------------------------------------------------
@@ -639,6 +743,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 jobs, 1 repeat")
     parser.add_argument("--noop-concurrency", type=int, default=1000)
     parser.add_argument("--io-concurrency", type=int, default=1000)
+    parser.add_argument("--pickup-jobs", type=int, default=None, help="pickup jobs (1000)")
+    parser.add_argument("--pickup-concurrency", type=int, default=100)
+    parser.add_argument("--inflight-jobs", type=int, default=None, help="(10000)")
+    parser.add_argument("--inflight-concurrency", type=int, default=None, help="(as many as jobs)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
     parser.add_argument("--output", type=Path, default=None, help="report file")
     parser.add_argument(
@@ -681,6 +789,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
     if args.jobs is None:
         args.jobs = 2_000 if args.quick else 20_000
+    if args.pickup_jobs is None:
+        args.pickup_jobs = 300 if args.quick else 1_000
+    if args.inflight_jobs is None:
+        args.inflight_jobs = 2_000 if args.quick else 10_000
+    if args.inflight_concurrency is None:
+        args.inflight_concurrency = args.inflight_jobs
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
     if args.output is None:
@@ -699,14 +813,33 @@ def main(argv: list[str] | None = None) -> None:
     started_at = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     libs: list[str] = args.libs
     scenarios: list[str] = args.scenarios
-    concurrency = {"noop": args.noop_concurrency, "io": args.io_concurrency}
+    concurrency = {
+        "noop": args.noop_concurrency,
+        "io": args.io_concurrency,
+        "pickup": args.pickup_concurrency,
+        "inflight": args.inflight_concurrency,
+    }
+    jobs = {
+        "noop": args.jobs,
+        "io": args.jobs,
+        "pickup": args.pickup_jobs,
+        "inflight": args.inflight_jobs,
+    }
 
     install_errors: dict[str, str] = {}
     versions: dict[str, dict[str, str]] = {}
     install_log = BENCH_DIR / ".venvs" / "install.log"
+    install_log.parent.mkdir(parents=True, exist_ok=True)
     set_up: set[str] = set()
+    aioworker_src, aioworker_desc, aioworker_label = aioworker_source(args.aioworker_ref)
     for name in libs:
         lib = LIBS[name]
+        if name == SUBJECT:
+            print(f"installing {SUBJECT} ({aioworker_desc}) in its own venv ...", flush=True)
+            _, error = peers.ensure_aioworker(aioworker_src, aioworker_label, install_log)
+            if error:
+                install_errors[name] = error
+                print(f"  {SUBJECT} failed to install:\n{error}", flush=True)
         if lib.peer is not None and lib.peer not in set_up:
             set_up.add(lib.peer)
             print(f"setting up {lib.peer} in {peers.VENVS_DIR / lib.peer} ...", flush=True)
@@ -722,7 +855,6 @@ def main(argv: list[str] | None = None) -> None:
         if name not in libs:
             del install_errors[name]
 
-    aioworker_path, aioworker_desc = aioworker_source(args.aioworker_ref)
     if SUBJECT in versions:
         versions[SUBJECT]["source"] = aioworker_desc
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {
@@ -756,11 +888,10 @@ def main(argv: list[str] | None = None) -> None:
                         result = run_one(
                             LIBS[name],
                             scenario,
-                            args.jobs,
+                            jobs[scenario],
                             concurrency[scenario],
                             url,
                             args.timeout,
-                            aioworker_path if name == SUBJECT else None,
                         )
                         took = time.monotonic() - t0
                         everything, ours, server = (
@@ -774,9 +905,10 @@ def main(argv: list[str] | None = None) -> None:
                         )
                         if "error" not in result:
                             result["redis_cpu_s"] = round(server, 3)
-                            result["redis_cpu_us_per_job"] = round(server / args.jobs * 1e6, 1)
+                            per_job = 1e6 / jobs[scenario]
+                            result["redis_cpu_us_per_job"] = round(server * per_job, 1)
                             result["worker_cpu_us_per_job"] = round(
-                                result["worker_cpu_s"] / args.jobs * 1e6, 1
+                                result["worker_cpu_s"] * per_job, 1
                             )
                         calm = result["other_cores"] <= DISTURBED_CORES
                         if calm or "error" in result or attempt >= retries:
@@ -791,6 +923,15 @@ def main(argv: list[str] | None = None) -> None:
                     if "error" in result:
                         first = result["error"].strip().splitlines()[-1:] or [""]
                         summary = f"FAILED: {first[0]}"
+                    elif scenario == "pickup":
+                        summary = (
+                            f"pickup p50 {result['pickup_p50_ms']:.2f} ms  "
+                            f"p99 {result['pickup_p99_ms']:.2f} ms"
+                        )
+                    elif scenario == "inflight":
+                        summary = (
+                            f"span {result['span_s']:.2f} s  rss {result['peak_rss_mb']:>6.1f} MB"
+                        )
                     else:
                         summary = (
                             f"enqueue {result['enqueue_per_s']:>9,.0f}/s  "
@@ -816,6 +957,7 @@ def main(argv: list[str] | None = None) -> None:
         "libs": libs,
         "scenarios": scenarios,
         "concurrency": concurrency,
+        "jobs": jobs,
         "retried": retried,
         "install_errors": install_errors,
         "versions": versions,

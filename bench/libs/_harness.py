@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -35,11 +36,19 @@ import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvloop
 
 TAG = "@@bench "
 SLEEP_S = 0.05
+# in-flight scenario: every job sleeps this long, all of them at once
+INFLIGHT_SLEEP_S = 5.0
+# pickup scenario: jobs enqueued one at a time at this rate into an idle worker
+PICKUP_RATE_PER_S = 500.0
+# pickup scenario: time the started worker gets to settle before the first job
+PICKUP_SETTLE_S = 2.0
+SCENARIOS = ("noop", "io", "pickup", "inflight")
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 
@@ -64,6 +73,8 @@ class Completions:
         self.target = target
         self.count = 0
         self.done_at: float | None = None
+        self.first_start: float | None = None
+        self.pickup_s: list[float] = []
         self.event = asyncio.Event()
 
     def hit(self) -> None:
@@ -81,6 +92,62 @@ def job_done() -> None:
     """Called at the end of every benchmark job body."""
     if _completions is not None:
         _completions.hit()
+
+
+def job_started() -> None:
+    """Called at the start of sleeping job bodies: the first one starts the span."""
+    if _completions is not None and _completions.first_start is None:
+        _completions.first_start = time.perf_counter()
+
+
+def job_stamp(enqueued_at: float) -> None:
+    """Body of a pickup job: ``enqueued_at`` is the producer's ``time.time()``."""
+    if _completions is not None:
+        _completions.pickup_s.append(time.time() - enqueued_at)
+        _completions.hit()
+
+
+async def paced(opts: Options, send: Callable[[float], Awaitable[Any]]) -> None:
+    """Enqueue ``opts.jobs`` jobs one at a time at ``PICKUP_RATE_PER_S``.
+
+    :param send: enqueues one pickup job carrying the ``time.time()`` it is given.
+    """
+    started = time.perf_counter()
+    for i in range(opts.jobs):
+        delay = started + i / PICKUP_RATE_PER_S - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await send(time.time())
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def command_stats(redis_url: str) -> dict[str, int]:
+    """Calls per command from ``INFO commandstats``, over a plain socket.
+
+    The driver runs in every library's virtualenv, so it speaks RESP itself.
+    """
+    url = urlsplit(redis_url)
+    with socket.create_connection((url.hostname or "127.0.0.1", url.port or 6379)) as sock:
+        sock.sendall(b"INFO commandstats\r\n")
+        buf = b""
+        while b"\r\n" not in buf:
+            buf += sock.recv(65536)
+        header, _, rest = buf.partition(b"\r\n")
+        size = int(header[1:])
+        while len(rest) < size:
+            rest += sock.recv(65536)
+    stats: dict[str, int] = {}
+    for line in rest[:size].decode().splitlines():
+        if line.startswith("cmdstat_"):
+            name, _, fields = line[len("cmdstat_") :].partition(":")
+            calls = dict(f.split("=", 1) for f in fields.split(","))["calls"]
+            stats[name] = int(calls)
+    return stats
 
 
 @dataclass
@@ -129,7 +196,7 @@ def _rss_now_mb() -> float:
 
 def _parse(argv: list[str] | None) -> tuple[Options, str]:
     parser = argparse.ArgumentParser(description="Run one benchmark scenario for one library.")
-    parser.add_argument("--scenario", choices=("noop", "io"), required=True)
+    parser.add_argument("--scenario", choices=SCENARIOS, required=True)
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--redis-url", required=True)
@@ -137,7 +204,10 @@ def _parse(argv: list[str] | None) -> tuple[Options, str]:
     parser.add_argument("--variant", default="", help="library-specific variant, e.g. a broker")
     parser.add_argument("--role", choices=("producer", "worker"), default="producer")
     ns = parser.parse_args(argv)
-    opts = Options(ns.scenario, ns.jobs, ns.concurrency, ns.redis_url, ns.timeout, ns.variant)
+    sleep_s = INFLIGHT_SLEEP_S if ns.scenario == "inflight" else SLEEP_S
+    opts = Options(
+        ns.scenario, ns.jobs, ns.concurrency, ns.redis_url, ns.timeout, ns.variant, sleep_s
+    )
     return opts, ns.role
 
 
@@ -183,13 +253,21 @@ async def _work(lib: Library, opts: Options) -> dict[str, Any]:
             task.result()
     finally:
         waiter.cancel()
-    return {
+    figures: dict[str, Any] = {
         "jobs_done": completions.count,
         "work_s": round(elapsed, 4),
         "jobs_per_s": round(opts.jobs / elapsed, 1),
         "worker_cpu_s": round(cpu_s, 3),
         "stop_s": stop_s,
     }
+    if completions.first_start is not None:
+        # first job start to last job end
+        figures["span_s"] = round(completions.done_at - completions.first_start, 4)
+    if completions.pickup_s:
+        figures["pickup_p50_ms"] = round(_percentile(completions.pickup_s, 50) * 1000, 3)
+        figures["pickup_p99_ms"] = round(_percentile(completions.pickup_s, 99) * 1000, 3)
+        figures["pickup_max_ms"] = round(max(completions.pickup_s) * 1000, 3)
+    return figures
 
 
 def _worker_role(build: Callable[[Options], Library], opts: Options) -> None:
@@ -237,16 +315,34 @@ def _producer_role(
         ready = _read_tagged(worker)
         if not ready or not ready.get("ready"):
             raise RuntimeError(f"worker did not start: {ready}")
+        assert worker.stdin is not None
+        pickup = opts.scenario == "pickup"
+        if pickup:
+            # the worker starts first and waits idle for jobs sent one at a time
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+            time.sleep(PICKUP_SETTLE_S)
+            stats_before = command_stats(opts.redis_url)
         with _runner() as runner:
             started = time.perf_counter()
             runner.run(lib.enqueue())
             enqueue_s = time.perf_counter() - started
         result["enqueue_s"] = round(enqueue_s, 4)
         result["enqueue_per_s"] = round(opts.jobs / enqueue_s, 1)
-        assert worker.stdin is not None
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
+        if not pickup:
+            # the worker phase only: from "go" until the worker reported
+            stats_before = command_stats(opts.redis_url)
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
         figures = _read_tagged(worker)
+        stats_after = command_stats(opts.redis_url)
+        result["commands"] = {
+            name: n - stats_before.get(name, 0)
+            for name, n in stats_after.items()
+            if n != stats_before.get(name, 0)
+        }
+        # the INFO call that took the second snapshot
+        result["commands"]["info"] = result["commands"].get("info", 1) - 1
         worker.wait(timeout=STOP_TIMEOUT_S)
         if figures is None:
             raise RuntimeError(f"worker exited with status {worker.returncode} and no figures")

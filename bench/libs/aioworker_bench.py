@@ -8,6 +8,8 @@ It runs in the project's own interpreter.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -31,10 +33,21 @@ def build(opts: _harness.Options) -> _harness.Library:
 
     @worker.task(name="sleepy")
     async def sleepy(ctx: JobContext, seconds: float) -> None:
+        _harness.job_started()
         await asyncio.sleep(seconds)
         _harness.job_done()
 
+    @worker.task(name="stamp")
+    async def stamp(ctx: JobContext, enqueued_at: float) -> None:
+        _harness.job_stamp(enqueued_at)
+
     async def enqueue() -> None:
+        if opts.scenario == "pickup":
+            try:
+                await _harness.paced(opts, stamp.enqueue)
+            finally:
+                await worker.close()
+            return
         if opts.scenario == "noop":
             specs = [noop.call() for _ in range(opts.jobs)]
         else:
@@ -45,6 +58,20 @@ def build(opts: _harness.Options) -> _harness.Library:
             await worker.close()
 
     async def work(done: _harness.Completions) -> None:
+        if opts.scenario == "pickup":
+            # an idle worker must not leave when the queue is empty: run it as
+            # deployed and stop it the way a deployment does, with SIGTERM
+            async def stop_when_done() -> None:
+                await done.event.wait()
+                os.kill(os.getpid(), signal.SIGTERM)
+
+            stopper = asyncio.create_task(stop_when_done())
+            try:
+                await worker.run(handle_signals=True)
+            finally:
+                stopper.cancel()
+                await worker.close()
+            return
         try:
             await worker.run(burst=True, handle_signals=False)
         finally:
@@ -55,7 +82,7 @@ def build(opts: _harness.Options) -> _harness.Library:
         version=aioworker.__version__,
         settings={
             "queues": {"default": opts.concurrency},
-            "burst": True,
+            "burst": opts.scenario != "pickup",
             "other": "defaults (retries=3, lease_timeout=10 s, result_ttl=1 day)",
             "enqueue": "Worker.enqueue_many (one round trip per queue)",
             "loop": "uvloop",

@@ -8,6 +8,7 @@ The worker runs in burst mode with ``max_jobs`` as its concurrency.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from importlib.metadata import version
 from typing import Any
 
@@ -23,20 +24,32 @@ async def noop(ctx: dict[str, Any]) -> None:
 
 
 async def sleepy(ctx: dict[str, Any], seconds: float) -> None:
+    _harness.job_started()
     await asyncio.sleep(seconds)
     _harness.job_done()
+
+
+async def stamp(ctx: dict[str, Any], enqueued_at: float) -> None:
+    _harness.job_stamp(enqueued_at)
 
 
 def build(opts: _harness.Options) -> _harness.Library:
     settings = RedisSettings.from_dsn(opts.redis_url)
     worker_settings: dict[str, Any] = {
         "max_jobs": opts.concurrency,
-        "burst": True,
+        # an idle worker waiting for jobs must not leave when the queue is empty
+        "burst": opts.scenario != "pickup",
         "handle_signals": False,
     }
 
     async def enqueue() -> None:
         pool = await create_pool(settings)
+        if opts.scenario == "pickup":
+            try:
+                await _harness.paced(opts, lambda at: pool.enqueue_job("stamp", at))
+            finally:
+                await pool.aclose()
+            return
         limit = asyncio.Semaphore(ENQUEUE_IN_FLIGHT)
 
         async def one() -> None:
@@ -52,12 +65,21 @@ def build(opts: _harness.Options) -> _harness.Library:
             await pool.aclose()
 
     async def work(done: _harness.Completions) -> None:
-        worker = Worker(functions=[noop, sleepy], redis_settings=settings, **worker_settings)
+        worker = Worker(functions=[noop, sleepy, stamp], redis_settings=settings, **worker_settings)
         try:
-            # burst mode returns once the queue is empty and running jobs are done
-            await worker.async_run()
+            if worker_settings["burst"]:
+                # burst mode returns once the queue is empty and running jobs are done
+                await worker.async_run()
+            else:
+                runner = asyncio.create_task(worker.async_run())
+                await done.event.wait()
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
         finally:
-            await worker.close()
+            # after a cancelled run, close() re-raises the cancellation of the job tasks
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker.close()
 
     shown = {k: v for k, v in worker_settings.items() if k != "handle_signals"}
     return _harness.Library(

@@ -21,8 +21,13 @@ async def noop(ctx: dict[str, Any]) -> None:
 
 
 async def sleepy(ctx: dict[str, Any], *, seconds: float) -> None:
+    _harness.job_started()
     await asyncio.sleep(seconds)
     _harness.job_done()
+
+
+async def stamp(ctx: dict[str, Any], *, enqueued_at: float) -> None:
+    _harness.job_stamp(enqueued_at)
 
 
 def build(opts: _harness.Options) -> _harness.Library:
@@ -30,7 +35,9 @@ def build(opts: _harness.Options) -> _harness.Library:
         queue = Queue.from_url(opts.redis_url)
         await queue.connect()
         try:
-            if opts.scenario == "noop":
+            if opts.scenario == "pickup":
+                await _harness.paced(opts, lambda at: queue.enqueue("stamp", enqueued_at=at))
+            elif opts.scenario == "noop":
                 await asyncio.gather(*(queue.enqueue("noop") for _ in range(opts.jobs)))
             else:
                 await asyncio.gather(
@@ -42,7 +49,7 @@ def build(opts: _harness.Options) -> _harness.Library:
     async def work(done: _harness.Completions) -> None:
         queue = Queue.from_url(opts.redis_url)
         await queue.connect()
-        worker = Worker(queue, functions=[noop, sleepy], concurrency=opts.concurrency)
+        worker = Worker(queue, functions=[noop, sleepy, stamp], concurrency=opts.concurrency)
         runner = asyncio.create_task(worker.start())
         try:
             await done.event.wait()

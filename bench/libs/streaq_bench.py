@@ -24,10 +24,19 @@ def build(opts: _harness.Options) -> _harness.Library:
 
     @worker.task(name="sleepy")
     async def sleepy(seconds: float) -> None:
+        _harness.job_started()
         await asyncio.sleep(seconds)
         _harness.job_done()
 
+    @worker.task(name="stamp")
+    async def stamp(enqueued_at: float) -> None:
+        _harness.job_stamp(enqueued_at)
+
     async def enqueue() -> None:
+        if opts.scenario == "pickup":
+            async with worker:
+                await _harness.paced(opts, lambda at: stamp.enqueue(at))
+            return
         if opts.scenario == "noop":
             tasks = [noop.enqueue() for _ in range(opts.jobs)]
         else:
@@ -36,7 +45,8 @@ def build(opts: _harness.Options) -> _harness.Library:
             await worker.enqueue_many(tasks)
 
     async def work(done: _harness.Completions) -> None:
-        worker.burst = True
+        # an idle worker waiting for jobs must not leave when the stream is empty
+        worker.burst = opts.scenario != "pickup"
         runner = asyncio.create_task(worker.run_async())
         try:
             await done.event.wait()
@@ -54,7 +64,7 @@ def build(opts: _harness.Options) -> _harness.Library:
         settings={
             "concurrency": opts.concurrency,
             "prefetch": worker.prefetch,
-            "burst": True,
+            "burst": opts.scenario != "pickup",
             "other": "defaults (max_tries=3, result ttl=5 min, pickle)",
             "enqueue": "Worker.enqueue_many (one pipeline)",
             "loop": "uvloop",

@@ -36,11 +36,22 @@ def build(opts: _harness.Options) -> _harness.Library:
 
     @broker.task(task_name="sleepy")
     async def sleepy(seconds: float) -> None:
+        _harness.job_started()
         await asyncio.sleep(seconds)
         _harness.job_done()
 
+    @broker.task(task_name="stamp")
+    async def stamp(enqueued_at: float) -> None:
+        _harness.job_stamp(enqueued_at)
+
     async def enqueue() -> None:
         await broker.startup()
+        if opts.scenario == "pickup":
+            try:
+                await _harness.paced(opts, stamp.kiq)
+            finally:
+                await broker.shutdown()
+            return
         limit = asyncio.Semaphore(ENQUEUE_IN_FLIGHT)
 
         async def one() -> None:
