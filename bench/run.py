@@ -85,8 +85,10 @@ ALL_METRICS = tuple({m[0]: m for ms in SCENARIO_METRICS.values() for m in ms}.va
 # counts both). None: the library runs no scripts in the worker, so every
 # command is one it sent (pipelined commands count one each, an upper bound).
 CLIENT_COMMANDS: dict[str, frozenset[str] | None] = {
+    # its Python code sends only these (broker.py); a pipelined queue-size check
+    # (LLEN + ZCARDs) counts once, through its LLEN
     "aioworker": frozenset(
-        {"evalsha", "eval", "blpop", "blmove", "brpop", "rpush", "ping", "time", "client"}
+        {"evalsha", "eval", "blpop", "blmove", "ping", "time", "hello", "client", "info", "llen"}
     ),
     "arq": None,
     "saq": None,
@@ -316,6 +318,39 @@ def run_one(
     return {**base, **result}
 
 
+def run_ceiling(client: redis.Redis, url: str, repeats: int) -> list[dict[str, Any]]:
+    """Run ``bench/ceiling.py`` in aioworker's virtualenv (redis-py, no extras)."""
+    results = []
+    for repeat in range(repeats):
+        wait_until_quiet(5, QUIET_CORES)
+        reset(client)
+        t0 = time.monotonic()
+        cpu0 = (machine_cpu_s(), children_cpu_s(), redis_cpu_s(client))
+        proc = subprocess.run(
+            [str(peers.venv_python(SUBJECT)), str(BENCH_DIR / "ceiling.py"), "--redis-url", url],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        took = time.monotonic() - t0
+        others = machine_cpu_s() - cpu0[0] - (children_cpu_s() - cpu0[1])
+        others -= redis_cpu_s(client) - cpu0[2]
+        try:
+            result = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            result = {"error": _tail(proc.stderr) or f"exit status {proc.returncode}"}
+        result["other_cores"] = round(max(0.0, others) / took, 2)
+        results.append(result)
+        shown = result.get("jobs_per_s")
+        print(
+            f"[{repeat + 1}/{repeats}] ceiling "
+            + (f"{shown:,.0f} jobs/s" if shown else "FAILED " + result["error"]),
+            flush=True,
+        )
+    return results
+
+
 # -- figures -------------------------------------------------------------------------
 
 
@@ -325,7 +360,7 @@ def redis_cost(run: dict[str, Any]) -> dict[str, float]:
     ``run["commands"]`` holds the calls per command from ``INFO commandstats``
     before and after the worker phase (INFO itself left out).
     """
-    commands = {k: v for k, v in run.get("commands", {}).items() if k != "info"}
+    commands = run.get("commands", {})
     if not commands or not run.get("jobs"):
         return {}
     client = CLIENT_COMMANDS.get(run["lib"])
@@ -500,13 +535,16 @@ def group_runs(report: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, A
 
 THROUGHPUT_TEXT = (
     "Throughput (noop, io). Redis commands/job are the calls `INFO commandstats` "
-    "counted from the worker's go to its report (commands inside Lua scripts and "
-    "Redis functions included); round trips/job count only the commands a library's "
-    "clients send themselves: for aioworker its script calls (EVALSHA/EVAL) and direct "
-    "commands (BLPOP, BLMOVE, BRPOP, RPUSH, PING, TIME, CLIENT), since every other command "
-    "runs inside its scripts; the peers' workers run no scripts, so every command they "
-    "cause is one they sent (pipelined commands count one each, so this is an upper "
-    "bound on their round trips)."
+    "counted from the worker's go to its report (the bench's own INFO calls left out; "
+    "commands inside Lua scripts and Redis functions included). Round trips/job: for "
+    "aioworker, the commands its Python code sends (EVALSHA/EVAL, BLPOP, BLMOVE, PING, "
+    "TIME, HELLO, CLIENT, INFO, and one per pipelined queue-size check), since every other "
+    "command runs inside its scripts (the occasional wake-up RPUSH is left out, as RPUSH "
+    "also runs once per job inside a script); for the peers, every command, an upper "
+    "bound: arq, saq and streaq pipeline MULTI/EXEC transactions (each queued command "
+    "counts), and streaq's FCALL functions run some of its commands; taskiq-list's "
+    "figure is exact (one BRPOP per job) and taskiq's nearly so (XACK per job, "
+    "XREADGROUP per 100)."
 )
 PICKUP_TEXT = (
     "Pickup latency: {jobs[pickup]:,} jobs enqueued one at a time at 500/s into a "
@@ -548,6 +586,18 @@ def render(report: dict[str, Any]) -> str:
         w("- **quick smoke run**: too few jobs and repeats for the figures to mean much")
     elif args.jobs != 20_000 or args.repeats != 3:
         w("- reduced from the standard 20,000 jobs x 3 repeats")
+    jobs = report.get("jobs", {})
+    if "pickup" in scenarios or "inflight" in scenarios:
+        w(f"- pickup: {jobs.get('pickup', 0):,} jobs per run; in-flight: "
+          f"{jobs.get('inflight', 0):,} jobs per run at concurrency "
+          f"{concurrency.get('inflight', 0):,}, "
+          f"{getattr(args, 'inflight_repeats', args.repeats)} repeat(s)")  # fmt: skip
+    inflight_repeats = getattr(args, "inflight_repeats", args.repeats)
+    if "inflight" in scenarios and inflight_repeats < args.repeats and not args.quick:
+        w(
+            f"- **the in-flight scenario ran {inflight_repeats} time(s) per library, not "
+            f"{args.repeats}**, to keep the whole run within its time"
+        )
     w("- each run is a fresh process pair in the library's own virtualenv: the producer "
       "enqueues all jobs (timed: enqueue jobs/s), then the worker process (started "
       "before the enqueue, idle until told to go) runs them; a counter in the worker "
@@ -645,6 +695,27 @@ def render(report: dict[str, Any]) -> str:
     for row in ratio_rows(summaries, libs, scenarios):
         w("| " + " | ".join(row) + " |")
     w("")
+    ceiling = [c for c in report.get("ceiling", []) if "error" not in c]
+    if ceiling:
+        values = [c["jobs_per_s"] for c in ceiling]
+        stat = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+        w("## Ceiling")
+        w("")
+        w(
+            f"One Python process pushing LPUSH, then RPOP + INCR (an ack-like write) per job "
+            f"through redis-py {ceiling[0].get('redis', '')} with pipelining in batches of "
+            f"{ceiling[0]['batch']:,} jobs (`bench/ceiling.py`, {ceiling[0]['jobs']:,} jobs, "
+            f"no job bodies, no serialisation): **{cell(stat, len(values))} jobs/s** over "
+            f"{len(values)} run(s)."
+        )
+        noop = summaries.get((SUBJECT, "noop"), {}).get("jobs_per_s")
+        if noop:
+            w("")
+            w(
+                f"aioworker's no-op throughput above is {noop['median'] / stat['median']:.0%} "
+                "of it (medians)."
+            )
+        w("")
     failures = [(lib, sc, r) for (lib, sc), rs in runs.items() for r in rs if "error" in r]
     if install_errors or failures:
         w("## Failures")
@@ -743,6 +814,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 jobs, 1 repeat")
     parser.add_argument("--noop-concurrency", type=int, default=1000)
     parser.add_argument("--io-concurrency", type=int, default=1000)
+    parser.add_argument(
+        "--inflight-repeats",
+        type=int,
+        default=None,
+        help="repeats of the in-flight scenario (as --repeats)",
+    )
     parser.add_argument("--pickup-jobs", type=int, default=None, help="pickup jobs (1000)")
     parser.add_argument("--pickup-concurrency", type=int, default=100)
     parser.add_argument("--inflight-jobs", type=int, default=None, help="(10000)")
@@ -774,6 +851,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="only write the report again from a saved RESULTS.json",
     )
     parser.add_argument(
+        "--no-ceiling",
+        dest="ceiling",
+        action="store_false",
+        help="skip the redis-py LPUSH + RPOP + INCR ceiling",
+    )
+    parser.add_argument(
         "--aioworker-ref",
         default=None,
         help="measure aioworker as of this git commit instead of the working tree",
@@ -789,6 +872,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
     if args.jobs is None:
         args.jobs = 2_000 if args.quick else 20_000
+    if args.inflight_repeats is None:
+        args.inflight_repeats = args.repeats
     if args.pickup_jobs is None:
         args.pickup_jobs = 300 if args.quick else 1_000
     if args.inflight_jobs is None:
@@ -866,6 +951,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"private redis at {url}", flush=True)
         for repeat in range(args.repeats):
             for scenario in scenarios:
+                if scenario == "inflight" and repeat >= args.inflight_repeats:
+                    continue
                 shift = repeat % len(libs)
                 order = libs[shift:] + libs[:shift]
                 for name in order:
@@ -943,6 +1030,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"{summary}  ({took:.1f} s, others {result['other_cores']:.2f} cores)",
                         flush=True,
                     )
+        ceiling = run_ceiling(client, url, args.repeats) if args.ceiling else []
         reset(client)
 
     machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -952,13 +1040,23 @@ def main(argv: list[str] | None = None) -> None:
         "elapsed_s": round(time.monotonic() - started, 1),
         "options": {
             k: getattr(args, k)
-            for k in ("jobs", "repeats", "quick", "quiet_wait", "budget", "retries", "timeout")
+            for k in (
+                "jobs",
+                "repeats",
+                "inflight_repeats",
+                "quick",
+                "quiet_wait",
+                "budget",
+                "retries",
+                "timeout",
+            )
         },
         "libs": libs,
         "scenarios": scenarios,
         "concurrency": concurrency,
         "jobs": jobs,
         "retried": retried,
+        "ceiling": ceiling,
         "install_errors": install_errors,
         "versions": versions,
         "machine": machine,
