@@ -167,6 +167,7 @@ class Worker:
         self.services: list[Service] = []
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._client: Client | None = None
+        self._stoppers: list[Callable[[str], None]] = []
         self._scheduler: Scheduler | None = None
         self.gates: list[Gate] = []  # run before every job, ahead of its task's own gates
         self.gates.append(RunningLock(self))  # while_running unique jobs (aioworker.unique)
@@ -478,14 +479,16 @@ class Worker:
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
 
-        def on_signal(signum: int) -> None:
-            name = signal.Signals(signum).name
+        def request_stop(why: str) -> None:
             if runtime.stopped.is_set():
-                log.warning("%s again: skipping the rest of the grace period", name)
+                log.warning("%s again: skipping the rest of the grace period", why)
                 force.set()
             else:
-                reason[0] = f"received {name}"
+                reason[0] = why
                 runtime.stopped.set()
+
+        def on_signal(signum: int) -> None:
+            request_stop(f"received {signal.Signals(signum).name}")
 
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -494,6 +497,7 @@ class Worker:
                     installed.append(sig)
         health: HealthServer | None = None
         instruments: Instruments | None = None
+        self._stoppers.append(request_stop)
         try:
             instruments = Instruments(self, runtime)  # registry, cancels, metrics, tracing
             if self.health_port is not None:
@@ -524,6 +528,7 @@ class Worker:
                 reason=reason[0],
             )
         finally:
+            self._stoppers.remove(request_stop)
             for sig in installed:
                 loop.remove_signal_handler(sig)
             if instruments is not None:
@@ -531,6 +536,14 @@ class Worker:
             if health is not None:
                 await health.stop()
         return dict(runtime.stats)
+
+    def stop(self) -> None:
+        """Ask every ``run()`` of this worker in progress to drain and return, as SIGTERM
+        does (a second call skips what is left of the grace period).  Unlike cancelling
+        the ``run()`` task, running jobs get the whole shutdown grace.
+        """
+        for request_stop in list(self._stoppers):
+            request_stop("stop() called")
 
     def run_sync(self, **kwargs: Any) -> dict[str, int]:
         """Run the worker in a new event loop (uvloop when installed)."""

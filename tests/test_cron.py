@@ -67,12 +67,11 @@ async def running(worker: Worker) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
+        # a graceful stop lets running jobs finish: cancelling run() would interrupt them
+        # mid-command, and an interrupted job runs again in full (at-least-once)
+        worker.stop()
         with suppress(asyncio.CancelledError):
             await task
-        # a cancelled run() does not wait for an ack write still in flight: let it land
-        # before the caller closes the connection (else the write reconnects and leaks)
-        await asyncio.sleep(0.3)
         await cron_app.close_clients()
 
 
@@ -231,7 +230,12 @@ async def test_ticks_missed_while_no_worker_ran(
             await wait_until(lambda: _count(raw, prefix, 4))
     finally:
         await w.close()
-    ticks = tick_times(await recorded(raw, prefix))
+    # a tick whose first attempt failed on a transient error ran again as a re-run: it
+    # still counts as handled once (re-runs are at-least-once execution, not doubled ticks)
+    ticks = sorted(
+        set(tick_times(await recorded(raw, prefix)))
+        | set(tick_times(await recorded(raw, prefix, "reruns")))
+    )
     old = [t for t in ticks if t < marker + 50_000]
     recent = [t for t in ticks if t >= marker + 50_000]
     if missed == "catch_up":

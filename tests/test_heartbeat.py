@@ -62,3 +62,27 @@ async def test_a_running_job_whose_lease_was_taken_is_reported_once(
         assert (await job.info()).attempts == 2
     finally:
         await worker.close()
+
+
+async def test_stop_drains_gracefully_and_lets_running_jobs_finish(
+    redis_url: str, prefix: str
+) -> None:
+    worker = Worker(redis_url, prefix=prefix, shutdown_grace=10)
+    started = asyncio.Event()
+
+    @worker.task(name="slowish")
+    async def slowish(ctx: JobContext) -> str:
+        started.set()
+        await asyncio.sleep(0.5)
+        return "finished"
+
+    try:
+        job = await slowish.enqueue()
+        run = asyncio.create_task(worker.run(handle_signals=False))
+        await started.wait()
+        worker.stop()  # like SIGTERM: no new jobs, the running one gets its grace
+        stats = await run
+        assert stats["complete"] == 1 and stats["requeue"] == 0
+        assert await job.result(timeout=1) == "finished"
+    finally:
+        await worker.close()

@@ -26,19 +26,6 @@ def runs_key(prefix: str, kind: str) -> str:
     return f"{prefix}:test:{kind}"
 
 
-def _redis(ctx: JobContext) -> aioredis.Redis | aioredis.RedisCluster:
-    """One client per Redis URL for the process (in-process tests close them at the end)."""
-    url = ctx.worker.redis_url
-    client = _clients.get(url)
-    if client is None:
-        if ctx.worker.client.broker.is_cluster:
-            client = aioredis.RedisCluster.from_url(url)
-        else:
-            client = aioredis.Redis.from_url(url, socket_timeout=None)
-        _clients[url] = client
-    return client
-
-
 async def close_clients() -> None:
     """Close the clients the jobs opened in this process (for tests that run jobs in-process)."""
     while _clients:
@@ -52,7 +39,10 @@ async def record(ctx: JobContext) -> str:
     assert tick is not None, ctx.job_id
     kind = "ticks" if ctx.attempt == 1 else "reruns"
     field = f"now:{ctx.job_id}" if tick.manual else str(int(tick.at.timestamp() * 1000))
-    await _redis(ctx).hincrby(runs_key(ctx.worker.prefix, kind), field, 1)
+    # the worker's own connection: it is initialised before any job runs (a fresh cluster
+    # client used by several jobs at once races its first initialisation and may resend)
+    client = await ctx.worker.client.broker.connect()
+    await client.hincrby(runs_key(ctx.worker.prefix, kind), field, 1)
     return field
 
 
