@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta, tzinfo
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -23,16 +21,14 @@ from .errors import ConfigError
 from .extensions import Gate, Observer, Service
 from .groups import GroupKey, check_group
 from .handle import JobHandle
-from .health import HealthServer
 from .hooks import Hook, Protect
-from .instrument import Instruments
 from .job import JobSpec
 from .keys import validate_name
 from .leader import Body, Leadership, run_singleton
 from .limit_gates import KeyFn, task_gates
 from .limits import Limiter
+from .process import parse_queue_selection, run_process
 from .runtime import Runtime
-from .shutdown import drain
 from .task import Task
 from .timeunits import Seconds, to_ms, to_seconds
 from .unique import RunningLock, UniquePolicy, as_policy
@@ -45,29 +41,6 @@ R = TypeVar("R")
 log = logging.getLogger("aioworker.worker")
 
 DEFAULT_URL = "redis://localhost:6379/0"
-
-
-def parse_queue_selection(items: Iterable[str]) -> tuple[list[str], dict[str, int] | None]:
-    """Parse ``["critical:5", "default:1"]`` into names and weights (None if no weight given).
-
-    :raises ConfigError: for a malformed weight.
-    """
-    names: list[str] = []
-    weights: dict[str, int] = {}
-    for item in items:
-        name, sep, weight = item.partition(":")
-        if sep:
-            try:
-                weights[name] = int(weight)
-            except ValueError:
-                raise ConfigError(f"bad queue weight in {item!r}: use name:integer") from None
-            if weights[name] < 1:
-                raise ConfigError(f"queue weight in {item!r} must be at least 1")
-        names.append(validate_name("queue", name))
-    if weights:
-        for name in names:
-            weights.setdefault(name, 1)
-    return names, weights or None
 
 
 class Worker:
@@ -468,74 +441,9 @@ class Worker:
         :returns: counts of jobs by outcome.
         :raises BrokerUnavailable: if Redis cannot be reached at start.
         """
-        names, weights = parse_queue_selection(queues or list(self.queues))
-        total = concurrency if concurrency is not None else self.concurrency
-        limits = {q: self.queues.get(q, total or 100) for q in names}
-        if total is not None and total < 1:
-            raise ConfigError("concurrency must be at least 1")
-        runtime = Runtime(self, limits, total=total, weights=weights, burst=burst)
-        force = asyncio.Event()
-        reason = ["burst: queues drained"]
-        loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
-
-        def request_stop(why: str) -> None:
-            if runtime.stopped.is_set():
-                log.warning("%s again: skipping the rest of the grace period", why)
-                force.set()
-            else:
-                reason[0] = why
-                runtime.stopped.set()
-
-        def on_signal(signum: int) -> None:
-            request_stop(f"received {signal.Signals(signum).name}")
-
-        if handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, on_signal, sig)
-                    installed.append(sig)
-        health: HealthServer | None = None
-        instruments: Instruments | None = None
-        self._stoppers.append(request_stop)
-        try:
-            instruments = Instruments(self, runtime)  # registry, cancels, metrics, tracing
-            if self.health_port is not None:
-                health = HealthServer(runtime.liveness, runtime.readiness, port=self.health_port)
-                await health.start()
-            instruments.install()
-            await runtime.start()
-            await instruments.start(health)
-            try:
-                await runtime.stopped.wait()
-            except asyncio.CancelledError:
-                # a cancelled run() must not leave its fetch loops and heartbeat behind:
-                # stop at once, requeue running jobs, then let the cancellation go on
-                force.set()
-                await drain(
-                    runtime,
-                    grace_s=0.0,
-                    cancel_grace_s=self.cancel_grace_s,
-                    force=force,
-                    reason="run() cancelled",
-                )
-                raise
-            await drain(
-                runtime,
-                grace_s=self.shutdown_grace_s,
-                cancel_grace_s=self.cancel_grace_s,
-                force=force,
-                reason=reason[0],
-            )
-        finally:
-            self._stoppers.remove(request_stop)
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-            if instruments is not None:
-                await instruments.stop()
-            if health is not None:
-                await health.stop()
-        return dict(runtime.stats)
+        return await run_process(
+            self, queues, concurrency=concurrency, burst=burst, handle_signals=handle_signals
+        )
 
     def stop(self) -> None:
         """Ask every ``run()`` of this worker in progress to drain and return, as SIGTERM
