@@ -6,6 +6,8 @@
   ``redis_factory(aof=...)`` starts more of them.
 - ``prefix``: a unique key prefix per test, so no test ever flushes a database.
 - ``spawn_worker``: runs ``python -m aioworker run <app>`` as a child process.
+- ``make_worker``: makes in-process workers on ``worker_url`` (``redis_url`` unless a module
+  overrides it) and the test's prefix, with short leases and backoffs; closed at teardown.
 
 Without the Redis binaries the Redis fixtures skip, except when ``CI`` is set: there a missing
 binary fails the run instead of hiding every test behind a skip.
@@ -15,11 +17,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.redis_procs import RedisCluster, RedisFactory, RedisProcess, missing_binaries
+from tests.worker_kit import MakeWorker, worker_factory
 from tests.worker_procs import WorkerSpawner
 
 
@@ -110,3 +113,16 @@ def spawn_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerSpa
         yield spawner
     finally:
         spawner.close()
+
+
+@pytest.fixture
+def worker_url(redis_url: str) -> str:
+    """The server ``make_worker`` connects to; a module may override it (e.g. with a cluster)."""
+    return redis_url
+
+
+@pytest.fixture
+async def make_worker(worker_url: str, prefix: str) -> AsyncIterator[MakeWorker]:
+    """Workers on this test's prefix with short leases and backoffs; closed at teardown."""
+    async with worker_factory(worker_url, prefix) as make:
+        yield make

@@ -2,63 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
-from typing import Any
-
 import orjson
 import pytest
 import redis.asyncio
 
-from aioworker import Backoff, JobContext, JobDead, JobStatus, Worker
+from aioworker import JobContext, JobDead, JobStatus
 from aioworker.keys import QueueKeys
-
-MakeWorker = Callable[..., Worker]
-
-
-@pytest.fixture
-async def make_worker(redis_url: str, prefix: str) -> AsyncIterator[MakeWorker]:
-    """Workers on this test's prefix with short leases and backoffs; closed at teardown."""
-    made: list[Worker] = []
-
-    def make(**kwargs: Any) -> Worker:
-        kwargs.setdefault("prefix", prefix)
-        kwargs.setdefault("lease_timeout", 2)
-        kwargs.setdefault("backoff", Backoff(base_s=0.05, jitter=False))
-        w = Worker(redis_url, **kwargs)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        await w.close()
-
-
-async def burst(worker: Worker, **kwargs: Any) -> dict[str, int]:
-    """Run the worker until its queues are drained (bounded, so a hang fails fast)."""
-    return await asyncio.wait_for(worker.run(burst=True, handle_signals=False, **kwargs), 20)
-
-
-@asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[asyncio.Task[dict[str, int]]]:
-    """Run the worker in the background for the block, then stop it by cancelling."""
-    task = asyncio.create_task(worker.run(handle_signals=False))
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
-
-
-async def wait_for_status(worker: Worker, job_id: str, status: JobStatus) -> None:
-    job = worker.job(job_id)
-    for _ in range(200):
-        if await job.status() is status:
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"job {job_id} never reached {status}: {await job.status()}")
+from tests.worker_kit import MakeWorker, burst, running, wait_for_status
 
 
 async def write_raw_job(redis_url: str, prefix: str, job_id: str, record: bytes) -> None:

@@ -4,50 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
-from typing import Any
 
-import pytest
-
-from aioworker import Backoff, JobContext, Worker
-
-MakeWorker = Callable[..., Worker]
-
-
-@pytest.fixture
-async def make_worker(redis_url: str, prefix: str) -> AsyncIterator[MakeWorker]:
-    """Workers on this test's prefix with short leases and backoffs; closed at teardown."""
-    made: list[Worker] = []
-
-    def make(**kwargs: Any) -> Worker:
-        kwargs.setdefault("prefix", prefix)
-        kwargs.setdefault("lease_timeout", 2)
-        kwargs.setdefault("backoff", Backoff(base_s=0.05, jitter=False))
-        w = Worker(redis_url, **kwargs)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        await w.close()
-
-
-async def burst(worker: Worker, **kwargs: Any) -> dict[str, int]:
-    """Run the worker until its queues are drained (bounded, so a hang fails fast)."""
-    return await asyncio.wait_for(worker.run(burst=True, handle_signals=False, **kwargs), 20)
-
-
-@asynccontextmanager
-async def running(worker: Worker, **kwargs: Any) -> AsyncIterator[asyncio.Task[dict[str, int]]]:
-    """Run the worker in the background for the block, then stop it by cancelling."""
-    task = asyncio.create_task(worker.run(handle_signals=False, **kwargs))
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+from aioworker import JobContext
+from tests.worker_kit import MakeWorker, burst, running
 
 
 class Gauge:

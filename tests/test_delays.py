@@ -4,55 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import pytest
 import redis.asyncio
 
-from aioworker import Backoff, JobContext, JobStatus, Worker
-
-MakeWorker = Callable[..., Worker]
+from aioworker import JobContext, JobStatus
+from tests.worker_kit import MakeWorker, burst, running
 
 # Redis TIME and time.time() read the same clock here; this only absorbs ms rounding.
 CLOCK_SLACK_S = 0.01
-
-
-@pytest.fixture
-async def make_worker(redis_url: str, prefix: str) -> AsyncIterator[MakeWorker]:
-    """Workers on this test's prefix with short leases and backoffs; closed at teardown."""
-    made: list[Worker] = []
-
-    def make(**kwargs: Any) -> Worker:
-        kwargs.setdefault("prefix", prefix)
-        kwargs.setdefault("lease_timeout", 2)
-        kwargs.setdefault("backoff", Backoff(base_s=0.05, jitter=False))
-        w = Worker(redis_url, **kwargs)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        await w.close()
-
-
-async def burst(worker: Worker, **kwargs: Any) -> dict[str, int]:
-    """Run the worker until its queues are drained (bounded, so a hang fails fast)."""
-    return await asyncio.wait_for(worker.run(burst=True, handle_signals=False, **kwargs), 20)
-
-
-@asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[asyncio.Task[dict[str, int]]]:
-    """Run the worker in the background for the block, then stop it by cancelling."""
-    task = asyncio.create_task(worker.run(handle_signals=False))
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_enqueue_in_runs_no_earlier_than_the_delay(make_worker: MakeWorker) -> None:

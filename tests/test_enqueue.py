@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
 from typing import Any, assert_type
 
 import pytest
 import redis.asyncio
 
 from aioworker import (
-    Backoff,
     EnqueueError,
     JobContext,
     JobHandle,
@@ -22,34 +20,9 @@ from aioworker import (
     PayloadTooLarge,
     ResultTimeout,
     UnknownTaskError,
-    Worker,
 )
 from aioworker.keys import QueueKeys
-
-MakeWorker = Callable[..., Worker]
-
-
-@pytest.fixture
-async def make_worker(redis_url: str, prefix: str) -> AsyncIterator[MakeWorker]:
-    """Workers on this test's prefix with short leases and backoffs; closed at teardown."""
-    made: list[Worker] = []
-
-    def make(**kwargs: Any) -> Worker:
-        kwargs.setdefault("prefix", prefix)
-        kwargs.setdefault("lease_timeout", 2)
-        kwargs.setdefault("backoff", Backoff(base_s=0.05, jitter=False))
-        w = Worker(redis_url, **kwargs)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        await w.close()
-
-
-async def burst(worker: Worker, **kwargs: Any) -> dict[str, int]:
-    """Run the worker until its queues are drained (bounded, so a hang fails fast)."""
-    return await asyncio.wait_for(worker.run(burst=True, handle_signals=False, **kwargs), 20)
+from tests.worker_kit import MakeWorker, burst
 
 
 async def test_enqueue_runs_the_job_and_returns_its_result(make_worker: MakeWorker) -> None:

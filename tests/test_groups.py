@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
 from aioworker import (
-    Backoff,
     ConfigError,
     EnqueueError,
     GroupProgress,
@@ -21,12 +18,10 @@ from aioworker import (
     JobContext,
     JobStatus,
     Window,
-    Worker,
 )
 from aioworker.admin import Admin
 from tests.scriptkit import LEASE_MS, PAYLOAD, open_kit
-
-MakeWorker = Callable[..., Worker]
+from tests.worker_kit import MakeWorker, running, running_all
 
 
 @pytest.fixture(params=["single", "cluster"])
@@ -38,33 +33,9 @@ def url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def make_worker(url: str, prefix: str) -> AsyncIterator[MakeWorker]:
-    made: list[Worker] = []
-
-    def make(**kwargs: Any) -> Worker:
-        kwargs.setdefault("prefix", prefix)
-        kwargs.setdefault("lease_timeout", 2)
-        kwargs.setdefault("backoff", Backoff(base_s=0.05, jitter=False))
-        w = Worker(url, **kwargs)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        await w.close()
-
-
-@asynccontextmanager
-async def running(*workers: Worker) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(w.run(handle_signals=False)) for w in workers]
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+def worker_url(url: str) -> str:
+    """``make_worker`` builds its workers on this module's ``url``."""
+    return url
 
 
 async def until(check: Callable[[], bool], timeout_s: float = 60.0) -> None:
@@ -132,7 +103,7 @@ async def test_a_group_cap_holds_across_workers_and_is_reached(make_worker: Make
     assert await groups.get_concurrency("B") is None
 
     handles = await w1.enqueue_many([w1.tasks["job"].call(c) for c in "AB" * 30])
-    async with running(w1, w2):
+    async with running_all(w1, w2):
         for h in handles:
             await h.result(timeout=60)
     assert peak["A"] == 3

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from aioworker import Backoff, ConfigError, JobContext, Worker
+from aioworker import ConfigError, JobContext, Worker
 from aioworker.hooks import BusyTracker
-
-MakeWorker = Callable[..., Worker]
+from tests.worker_kit import MakeWorker, burst
 
 
 class Recorder:
@@ -62,27 +61,6 @@ async def tracked() -> AsyncIterator[tuple[BusyTracker, Recorder]]:
         yield tracker, rec
     finally:
         await tracker.stop()
-
-
-@pytest.fixture
-async def make_worker(redis_url: str, prefix: str) -> AsyncIterator[MakeWorker]:
-    made: list[Worker] = []
-
-    def make(**kwargs: Any) -> Worker:
-        kwargs.setdefault("prefix", prefix)
-        kwargs.setdefault("lease_timeout", 2)
-        kwargs.setdefault("backoff", Backoff(base_s=0.05, jitter=False))
-        w = Worker(redis_url, **kwargs)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        await w.close()
-
-
-async def burst(worker: Worker) -> dict[str, int]:
-    return await asyncio.wait_for(worker.run(burst=True, handle_signals=False), 20)
 
 
 # -- BusyTracker alone ---------------------------------------------------------------

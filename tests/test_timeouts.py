@@ -4,37 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 
-from aioworker import Backoff, JobContext, JobDead, JobStatus, Worker
-
-MakeWorker = Callable[..., Worker]
-
-
-@pytest.fixture
-async def make_worker(redis_url: str, prefix: str) -> AsyncIterator[MakeWorker]:
-    """Workers on this test's prefix with short leases and backoffs; closed at teardown."""
-    made: list[Worker] = []
-
-    def make(**kwargs: Any) -> Worker:
-        kwargs.setdefault("prefix", prefix)
-        kwargs.setdefault("lease_timeout", 2)
-        kwargs.setdefault("backoff", Backoff(base_s=0.05, jitter=False))
-        w = Worker(redis_url, **kwargs)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        await w.close()
-
-
-async def burst(worker: Worker, **kwargs: Any) -> dict[str, int]:
-    """Run the worker until its queues are drained (bounded, so a hang fails fast)."""
-    return await asyncio.wait_for(worker.run(burst=True, handle_signals=False, **kwargs), 20)
+from aioworker import JobContext, JobDead, JobStatus
+from tests.worker_kit import MakeWorker, burst
 
 
 async def test_timed_out_job_is_cancelled_retried_then_dead(make_worker: MakeWorker) -> None:

@@ -7,15 +7,12 @@ import inspect
 import itertools
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import orjson
 import pytest
 
 from aioworker import (
-    Backoff,
     ConfigError,
     Debounce,
     DuplicateJob,
@@ -26,13 +23,11 @@ from aioworker import (
     Retry,
     Throttle,
     Unique,
-    Worker,
 )
 from aioworker.unique import args_key
 from tests.apps import unique_app
+from tests.worker_kit import MakeWorker, burst, running
 from tests.worker_procs import WorkerSpawner
-
-MakeWorker = Callable[..., Worker]
 
 
 @pytest.fixture(params=["single", "cluster"])
@@ -44,31 +39,9 @@ def url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def make_worker(url: str, prefix: str) -> AsyncIterator[MakeWorker]:
-    made: list[Worker] = []
-
-    def make(**kwargs: Any) -> Worker:
-        kwargs.setdefault("prefix", prefix)
-        kwargs.setdefault("lease_timeout", 2)
-        kwargs.setdefault("backoff", Backoff(base_s=0.05, jitter=False))
-        w = Worker(url, **kwargs)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        await w.close()
-
-
-@asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[None]:
-    task = asyncio.create_task(worker.run(handle_signals=False))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+def worker_url(url: str) -> str:
+    """``make_worker`` builds its workers on this module's ``url``."""
+    return url
 
 
 async def wait_status(handle: JobHandle[Any], status: JobStatus) -> None:
@@ -77,10 +50,6 @@ async def wait_status(handle: JobHandle[Any], status: JobStatus) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"job {handle.id} never became {status}")
-
-
-async def burst(worker: Worker) -> dict[str, int]:
-    return await asyncio.wait_for(worker.run(burst=True, handle_signals=False), 30)
 
 
 @pytest.mark.slow
@@ -103,7 +72,7 @@ async def test_50_concurrent_enqueues_from_several_processes_run_the_job_once(
     w = unique_app.build(url, prefix)
     try:
         unique_app.RUNS.clear()
-        stats = await burst(w)
+        stats = await burst(w, timeout_s=30)
         assert [(job_id, 42)] == unique_app.RUNS
         assert stats["complete"] == 1
         # released by the success: the next enqueue creates a new job
@@ -183,7 +152,7 @@ async def test_until_succeeded_is_released_when_the_job_is_dead_lettered(
 
     first = await doomed.enqueue(1)
     assert not (await doomed.enqueue(1)).created
-    await burst(w)
+    await burst(w, timeout_s=30)
     assert await first.status() is JobStatus.DEAD
     again = await doomed.enqueue(1)
     assert again.created and again.id != first.id
@@ -207,7 +176,7 @@ async def test_while_running_runs_one_at_a_time_without_using_attempts(
     assert all(h.created for h in handles)  # while_running never refuses an enqueue
     free = await export.enqueue(99)  # not unique: runs beside them
 
-    await burst(w)
+    await burst(w, timeout_s=30)
 
     assert [await h.result(timeout=1) for h in handles] == [1, 1, 1]  # no attempt used
     assert await free.result(timeout=1) == 1
@@ -245,7 +214,7 @@ async def test_debounce_runs_once_with_the_latest_arguments(make_worker: MakeWor
     assert [h.created for h in handles] == [True, False, False, False, False]
     assert {h.id for h in handles} == {handles[0].id}
     assert await handles[0].status() is JobStatus.SCHEDULED
-    await burst(w)
+    await burst(w, timeout_s=30)
     assert runs == ["v4"]
     assert await handles[0].result(timeout=1) == "v4"
 
@@ -261,11 +230,11 @@ async def test_throttle_runs_once_with_the_first_arguments(make_worker: MakeWork
 
     handles = [await digest.enqueue(f"v{i}") for i in range(5)]
     assert [h.created for h in handles] == [True, False, False, False, False]
-    await burst(w)
+    await burst(w, timeout_s=30)
     assert runs == ["v0"]
     # still inside the window after the run: nothing new
     assert not (await digest.enqueue("v5")).created
-    await burst(w)
+    await burst(w, timeout_s=30)
     assert runs == ["v0"]
 
 
