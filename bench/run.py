@@ -1,14 +1,24 @@
 """Side-by-side benchmark of aioworker and its peers: ``python -m bench.run``.
 
-Every library runs the same two scenarios through the same driver
+Every library runs the same scenarios through the same driver
 (``bench/libs/_harness.py``), one fresh process per run, in its own virtualenv
-(the peers pin conflicting redis clients; aioworker uses this interpreter):
+(the peers pin conflicting redis clients; aioworker is installed with its
+runtime dependencies only, so extras in the project's venv do not count
+against its memory):
 
 * ``noop``: enqueue N no-op jobs with the library's fastest bulk path
   (``enqueue_per_s``), then start one worker and time until all N ran
   (``jobs_per_s``).
 * ``io``: the same with N jobs of ``await asyncio.sleep(0.05)`` at a
   concurrency of 1,000; the worker process's peak RSS is reported as well.
+* ``pickup``: jobs sent one at a time at 500/s into an idle worker; p50 and
+  p99 of job start minus enqueue, both from ``time.time()``.
+* ``inflight``: 10,000 jobs sleeping 5 s, all in flight in one worker; peak
+  RSS and the time from the first start to the last end.
+
+For every run the driver records ``INFO commandstats`` around the worker
+phase (Redis commands and round trips per job), and ``bench/ceiling.py``
+measures what one Python process pushes through redis-py on the same server.
 
 Completion is counted the same way for every library: each job body bumps an
 in-process counter in the worker process, and the clock stops at the Nth.
@@ -134,7 +144,10 @@ LIBS: dict[str, Lib] = {
 # the report lists; check them again when a peer's version changes).
 NOTES = {
     "aioworker": "one Lua call enqueues the whole batch; jobs are leased, acknowledged "
-    "and their results kept (result_ttl), like a production setup.",
+    "and their results kept (result_ttl), like a production setup. Installed in its own "
+    "virtualenv from the measured source with its runtime dependencies only (no extras), "
+    "like the peers. In the pickup scenario the worker runs as deployed (no burst) and "
+    "is stopped with SIGTERM after the last job.",
     "arq": "no bulk enqueue (each enqueue_job is a WATCH/MULTI transaction); the worker "
     "polls the queue every poll_delay (0.5 s) for at most queue_read_limit ids, so at a "
     "lower max_jobs the polling, not the jobs, limits it (a 5,000-job probe at "
@@ -716,6 +729,13 @@ def render(report: dict[str, Any]) -> str:
                 "of it (medians)."
             )
         w("")
+    w("## Not measured yet")
+    w("")
+    w(
+        "Scaling across 1, 2 and 4 worker processes, and the same on a three-master "
+        "cluster, are not part of this run."
+    )
+    w("")
     failures = [(lib, sc, r) for (lib, sc), rs in runs.items() for r in rs if "error" in r]
     if install_errors or failures:
         w("## Failures")
