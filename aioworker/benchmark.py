@@ -76,7 +76,7 @@ class _Timings:
 
 
 #: Commands clients send themselves; everything else we cause runs inside scripts.
-_TOP_LEVEL = {"evalsha", "eval", "blpop", "blmove", "rpush", "ping", "info", "time"}
+_TOP_LEVEL = {"evalsha", "eval", "blpop", "blmove", "ping", "info", "time"}
 
 
 async def _command_stats(worker: Worker) -> tuple[int, int]:
