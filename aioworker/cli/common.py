@@ -21,6 +21,7 @@ __all__ = (
     "EXIT_USAGE",
     "add_app_arguments",
     "common",
+    "guarded",
     "load_worker",
     "run_async",
 )
@@ -62,9 +63,14 @@ def load_worker(args: argparse.Namespace) -> Worker:
 
 
 def run_async(fn: Callable[[], Awaitable[int]]) -> int:
-    """Run a command's coroutine and map errors to exit statuses with one clear line."""
+    """Run a command's coroutine (on uvloop) with :func:`guarded`'s error handling."""
+    return guarded(lambda: _event_loop_runner()(_call(fn)))
+
+
+def guarded(fn: Callable[[], int]) -> int:
+    """Run a command and map errors to exit statuses with one clear line, no traceback."""
     try:
-        return _event_loop_runner()(_call(fn))
+        return fn()
     except ImportStringError as exc:
         log.error("%s", exc)
         return EXIT_USAGE

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from typing import Any
 
-from ..errors import BrokerUnavailable, ConfigError, ImportStringError
-from .common import EXIT_REDIS, EXIT_USAGE, add_app_arguments, common, load_worker
+from ..errors import ConfigError
+from .common import add_app_arguments, common, guarded, load_worker
 
 __all__ = ("register",)
-
-log = logging.getLogger("aioworker.cli")
-
 
 def register(sub: Any) -> None:
     run: argparse.ArgumentParser = sub.add_parser(
@@ -50,7 +46,7 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
+    def go() -> int:
         worker = load_worker(args)
         if args.health_port is not None:
             worker.health_port = args.health_port
@@ -61,13 +57,6 @@ def _run(args: argparse.Namespace) -> int:
         if args.concurrency is not None and args.concurrency < 1:
             raise ConfigError("--concurrency must be at least 1")
         worker.run_sync(queues=args.queues, concurrency=args.concurrency, burst=args.burst)
-    except ImportStringError as exc:
-        log.error("%s", exc)
-        return EXIT_USAGE
-    except ConfigError as exc:
-        log.error("configuration error: %s", exc)
-        return EXIT_USAGE
-    except BrokerUnavailable as exc:
-        log.error("%s", exc)
-        return EXIT_REDIS
-    return 0
+        return 0
+
+    return guarded(go)
