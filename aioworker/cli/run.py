@@ -11,6 +11,7 @@ from .common import add_app_arguments, common, guarded, load_worker
 
 __all__ = ("register",)
 
+
 def register(sub: Any) -> None:
     run: argparse.ArgumentParser = sub.add_parser(
         "run", help="run a worker process", parents=[common()]
