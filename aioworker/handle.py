@@ -13,6 +13,7 @@ from .timeunits import Seconds, ms_to_datetime, to_seconds
 
 if TYPE_CHECKING:
     from .client import Client
+    from .scripts import StatusReply
 
 __all__ = ("JobHandle",)
 
@@ -25,6 +26,43 @@ _WHERE = {
     "queued": JobStatus.QUEUED,
     "missing": JobStatus.NOT_FOUND,
 }
+
+
+def reply_fields(reply: StatusReply) -> dict[str, Any]:
+    """What a job's status reply says, for every reader: task, arguments, attempts,
+    error, times, result and status (the checkpoint is left to the caller)."""
+    info: dict[str, Any] = {}
+    if reply.record:
+        try:
+            enqueued_ms, body = decode_record(reply.record)
+        except DecodeError:
+            pass  # a corrupt record (dead-lettered as such): status and error still show
+        else:
+            info.update(
+                task=body["t"],
+                args=body.get("a"),
+                kwargs=body.get("k"),
+                enqueued_at=ms_to_datetime(enqueued_ms),
+            )
+    if reply.attempts:
+        info["attempts"] = int(reply.attempts)
+    if reply.error:
+        info["error"] = loads(reply.error)
+    if reply.where == "scheduled" and reply.score:
+        info["scheduled_at"] = ms_to_datetime(int(float(reply.score)))
+    if reply.where == "result":
+        finished_ms, stored = split_stamped(reply.result)
+        result = loads(stored)
+        info["finished_at"] = ms_to_datetime(finished_ms)
+        info["status"] = JobStatus(result["s"])
+        info["result"] = result.get("v")
+        info["attempts"] = result.get("n", info.get("attempts", 0))
+        if result.get("e"):
+            info["error"] = result["e"]
+        info.setdefault("task", result.get("t"))
+    else:
+        info["status"] = _WHERE[reply.where]
+    return info
 
 
 class JobHandle(Generic[R]):
@@ -50,39 +88,9 @@ class JobHandle(Generic[R]):
     async def info(self) -> JobInfo:
         """Everything known about the job now, read atomically."""
         reply = await self._client.status_reply(self.queue, self.id)
-        info: dict[str, Any] = {"id": self.id, "queue": self.queue}
-        if reply.record:
-            try:
-                enqueued_ms, body = decode_record(reply.record)
-            except DecodeError:
-                pass  # a corrupt record (dead-lettered as such): status and error still show
-            else:
-                info.update(
-                    task=body["t"],
-                    args=body.get("a"),
-                    kwargs=body.get("k"),
-                    enqueued_at=ms_to_datetime(enqueued_ms),
-                )
-        if reply.attempts:
-            info["attempts"] = int(reply.attempts)
-        if reply.error:
-            info["error"] = loads(reply.error)
+        info: dict[str, Any] = {"id": self.id, "queue": self.queue, **reply_fields(reply)}
         if reply.state:
             info["state"] = decode_state(reply.state)[0]
-        if reply.where == "scheduled" and reply.score:
-            info["scheduled_at"] = ms_to_datetime(int(float(reply.score)))
-        if reply.where == "result":
-            finished_ms, stored = split_stamped(reply.result)
-            result = loads(stored)
-            info["finished_at"] = ms_to_datetime(finished_ms)
-            info["status"] = JobStatus(result["s"])
-            info["result"] = result.get("v")
-            info["attempts"] = result.get("n", info.get("attempts", 0))
-            if result.get("e"):
-                info["error"] = result["e"]
-            info.setdefault("task", result.get("t"))
-        else:
-            info["status"] = _WHERE[reply.where]
         return JobInfo(**info)
 
     async def status(self) -> JobStatus:

@@ -27,6 +27,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
 from .context import decode_state
+from .handle import reply_fields
 from .job import JobStatus
 from .keys import QueueKeys, RegistryKeys, validate_name
 from .payload import DecodeError, decode_record, loads, split_stamped
@@ -369,42 +370,18 @@ class Inspector:
         await self.client.broker.connect()
         k = self.keys(queue)
         reply = await self.scripts.status(k, job_id)
-        info: dict[str, Any] = {"id": job_id, "queue": queue}
+        info: dict[str, Any] = {"id": job_id, "queue": queue, **reply_fields(reply)}
         if reply.record:
             try:
-                enqueued_ms, body = decode_record(reply.record)
+                _, body = decode_record(reply.record)
             except DecodeError:
                 pass
             else:
-                info.update(
-                    task=body["t"],
-                    args=body.get("a"),
-                    kwargs=body.get("k"),
-                    enqueued_at=ms_to_datetime(enqueued_ms),
-                    payload={k2: v for k2, v in body.items() if k2 not in ("t", "a", "k")},
-                )
-        if reply.attempts:
-            info["attempts"] = int(reply.attempts)
-        if reply.error:
-            info["error"] = loads(reply.error)
+                info["payload"] = {k2: v for k2, v in body.items() if k2 not in ("t", "a", "k")}
         if reply.state:
             user, steps, _cursors = decode_state(reply.state)
             info["checkpoint"] = user
             info["steps"] = steps
-        if reply.where in ("scheduled",) and reply.score:
-            info["scheduled_at"] = ms_to_datetime(int(float(reply.score)))
-        if reply.where == "result":
-            finished_ms, stored = split_stamped(reply.result)
-            result = loads(stored)
-            info["finished_at"] = ms_to_datetime(finished_ms)
-            info["status"] = JobStatus(result["s"])
-            info["result"] = result.get("v")
-            info["attempts"] = result.get("n", info.get("attempts", 0))
-            if result.get("e"):
-                info["error"] = result["e"]
-            info.setdefault("task", result.get("t"))
-        else:
-            info["status"] = _WHERE[reply.where]
         if reply.where == "active":
             lease, requested = await job_extra(self.scripts, k, job_id)
             info["worker"] = owner_of(lease) if lease else None
@@ -450,12 +427,3 @@ class Inspector:
             if live:
                 out["batches"] = to_jsonable(live)
         return out
-
-
-_WHERE = {
-    "active": JobStatus.RUNNING,
-    "scheduled": JobStatus.SCHEDULED,
-    "dead": JobStatus.DEAD,
-    "queued": JobStatus.QUEUED,
-    "missing": JobStatus.NOT_FOUND,
-}
