@@ -37,6 +37,7 @@ from .extensions import Service
 from .hooks import BusyTracker
 from .job import JobRecord
 from .keys import QueueKeys
+from .outage import Outage
 from .outcomes import OutcomeWriter
 from .payload import DecodeError, decode_record
 from .running import Running
@@ -86,10 +87,8 @@ class Runtime:
         self.stopping = False
         self.shutting_down = asyncio.Event()  # seen by jobs as ctx.shutting_down
         self.stopped = asyncio.Event()  # the reason to leave: signal or burst drained
-        self.durable = Durable(self._redis_down, self._redis_up)
-        self._down_since: float | None = None
-        self._up_at = float("-inf")  # when the last outage ended
-        self._quiet_outage = False
+        self.outage = Outage(worker.safe_url)
+        self.durable = Durable(self.outage.down, self.outage.up)
         self._fetchers: dict[str, asyncio.Task[None]] = {}
         self._waits: dict[str, asyncio.Task[bool]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -168,10 +167,10 @@ class Runtime:
                 reply = await self.scripts.fetch(k, n, lease_ms, token)
             except TRANSIENT_ERRORS as exc:
                 self.capacity.release(queue, n)
-                self._redis_down(exc)
-                await asyncio.sleep(self._retry_delay())
+                self.outage.down(exc)
+                await asyncio.sleep(self.outage.retry_delay())
                 continue
-            self._redis_up()
+            self.outage.up()
             self.capacity.release(queue, n - len(reply.jobs))
             if reply.recovered:
                 log.warning(
@@ -212,8 +211,8 @@ class Runtime:
             if not self.stopping:
                 raise
         except TRANSIENT_ERRORS as exc:
-            self._redis_down(exc)
-            await asyncio.sleep(self._retry_delay())
+            self.outage.down(exc)
+            await asyncio.sleep(self.outage.retry_delay())
         finally:
             self._waits.pop(queue, None)
 
@@ -404,7 +403,7 @@ class Runtime:
             try:
                 lost = await self.scripts.extend(self.keys[q], lease_ms, held)
             except TRANSIENT_ERRORS as exc:
-                self._redis_down(exc)
+                self.outage.down(exc)
                 continue
             for job_id in lost:
                 run_lost = self.running.get(job_id)
@@ -432,37 +431,6 @@ class Runtime:
         """None while fetching jobs, else why not (draining, or Redis unavailable)."""
         if self.stopping or self.stopped.is_set():
             return "draining"
-        if self._down_since is not None:
+        if self.outage.ongoing:
             return "redis unavailable"
         return None
-
-    # -- Redis outages ---------------------------------------------------------------
-
-    def _redis_down(self, exc: BaseException) -> None:
-        if self._down_since is not None:
-            return
-        self._down_since = time.monotonic()
-        # right after a reconnect, each stale pooled connection fails once more: that is
-        # the same outage ending, not a new one, so it is not logged again
-        self._quiet_outage = self._down_since - self._up_at < 5.0
-        if not self._quiet_outage:
-            log.error(
-                "lost the connection to Redis at %s (%s); retrying with backoff, "
-                "running jobs go on",
-                self.worker.safe_url,
-                exc,
-            )
-
-    def _redis_up(self) -> None:
-        if self._down_since is not None:
-            if not self._quiet_outage:
-                log.warning(
-                    "reconnected to Redis after %.1f s", time.monotonic() - self._down_since
-                )
-            self._down_since = None
-            self._up_at = time.monotonic()
-
-    def _retry_delay(self) -> float:
-        if self._down_since is None:
-            return 0.05
-        return min(0.1 * 2 ** min((time.monotonic() - self._down_since), 5), 2.0)
