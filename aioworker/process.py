@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ConfigError
 from .health import HealthServer
@@ -24,9 +24,11 @@ from .shutdown import drain
 if TYPE_CHECKING:
     from .worker import Worker
 
-__all__ = ("parse_queue_selection", "run_process")
+__all__ = ("parse_queue_selection", "run_in_new_loop", "run_process")
 
 log = logging.getLogger("aioworker.worker")
+
+T = TypeVar("T")
 
 
 def parse_queue_selection(items: Iterable[str]) -> tuple[list[str], dict[str, int] | None]:
@@ -50,6 +52,16 @@ def parse_queue_selection(items: Iterable[str]) -> tuple[list[str], dict[str, in
         for name in names:
             weights.setdefault(name, 1)
     return names, weights or None
+
+
+def run_in_new_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` in a new event loop: uvloop's when it is installed, else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.run(coro)
+    result: T = uvloop.run(coro)
+    return result
 
 
 async def run_process(

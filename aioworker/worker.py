@@ -27,7 +27,7 @@ from .keys import validate_name
 from .leader import Body, Leadership, run_singleton
 from .limit_gates import KeyFn, task_gates
 from .limits import Limiter
-from .process import parse_queue_selection, run_process
+from .process import parse_queue_selection, run_in_new_loop, run_process
 from .runtime import Runtime
 from .task import Task
 from .timeunits import Seconds, to_ms, to_seconds
@@ -454,14 +454,8 @@ class Worker:
             request_stop("stop() called")
 
     def run_sync(self, **kwargs: Any) -> dict[str, int]:
-        """Run the worker in a new event loop (uvloop when installed)."""
-        try:
-            import uvloop
-
-            runner: Callable[..., dict[str, int]] = uvloop.run
-        except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-            runner = asyncio.run
-        return runner(self._run_and_close(**kwargs))
+        """Run the worker in a new event loop (uvloop when installed), then close it."""
+        return run_in_new_loop(self._run_and_close(**kwargs))
 
     async def _run_and_close(self, **kwargs: Any) -> dict[str, int]:
         try:

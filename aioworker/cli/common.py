@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from ..errors import AioworkerError, BrokerUnavailable, ConfigError, ImportStringError
 from ..importer import import_worker
+from ..process import run_in_new_loop
 
 if TYPE_CHECKING:
     from ..worker import Worker
@@ -64,7 +64,7 @@ def load_worker(args: argparse.Namespace) -> Worker:
 
 def run_async(fn: Callable[[], Awaitable[int]]) -> int:
     """Run a command's coroutine (on uvloop) with :func:`guarded`'s error handling."""
-    return guarded(lambda: _event_loop_runner()(_call(fn)))
+    return guarded(lambda: run_in_new_loop(_call(fn)))
 
 
 def guarded(fn: Callable[[], int]) -> int:
@@ -83,16 +83,6 @@ def guarded(fn: Callable[[], int]) -> int:
     except AioworkerError as exc:
         log.error("%s", exc)
         return EXIT_FAILED
-
-
-def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
-    """uvloop's runner when uvloop is installed, else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        return asyncio.run
-    run: Callable[[Coroutine[Any, Any, int]], int] = uvloop.run
-    return run
 
 
 async def _call(fn: Callable[[], Awaitable[int]]) -> int:
