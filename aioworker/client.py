@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections import defaultdict
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,10 +14,14 @@ from .job import JobSpec
 from .keys import QueueKeys, RegistryKeys
 from .payload import encode_spec
 from .registry import queues as register_queues
-from .scripts import EnqueueItem, StatusReply
+from .scripts import EnqueueChunk, StatusReply
 from .tracing import trace_context
 
-__all__ = ("Client",)
+__all__ = ("CHUNK_JOBS", "Client", "new_ids")
+
+#: Jobs per enqueue script call.  Each call is atomic and holds Redis for a few
+#: milliseconds at most, so a bulk enqueue never stalls other clients for long.
+CHUNK_JOBS = 2000
 
 
 class Client:
@@ -43,7 +46,10 @@ class Client:
         return k
 
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[JobHandle[Any]]:
-        """Enqueue jobs: one script call per queue, all queues at once.
+        """Enqueue jobs: script calls of up to :data:`CHUNK_JOBS` jobs, all queues at once.
+
+        Every payload is encoded and checked before anything is sent.  The jobs of one
+        queue go in order, one call per chunk, each chunk atomic.
 
         :returns: one handle per spec, in order.
         :raises PayloadError: if arguments cannot be encoded (nothing is enqueued).
@@ -51,32 +57,60 @@ class Client:
         :raises DuplicateJob: if a unique job's key was held and its policy says to raise
             (raised after the whole batch was sent; the others were enqueued).
         """
-        by_queue: dict[str, list[tuple[int, EnqueueItem]]] = defaultdict(list)
-        ids: list[str] = []
         extra = trace_context()
+        max_bytes = self.max_payload_bytes
+        fresh_ids = new_ids(len(specs))
+        ids: list[str] = []
+        chunks: dict[str, list[EnqueueChunk]] = {}  # per queue, in order
+        order: dict[str, list[int]] = {}  # per queue, the index of each of its specs
         for n, spec in enumerate(specs):
-            job_id = spec.job_id or uuid.uuid4().hex
+            payload = encode_spec(spec, max_bytes, extra)
+            queue = spec.queue
+            queue_chunks = chunks.get(queue)
+            if queue_chunks is None:
+                queue_chunks = chunks[queue] = [EnqueueChunk(self.keys(queue))]
+                order[queue] = []
+            chunk = queue_chunks[-1]
+            if len(chunk) == CHUNK_JOBS:
+                chunk = EnqueueChunk(self.keys(queue))
+                queue_chunks.append(chunk)
+            order[queue].append(n)
+            fresh = not spec.job_id
+            job_id = spec.job_id or fresh_ids[n]
             ids.append(job_id)
-            payload = encode_spec(spec, self.max_payload_bytes, extra)
-            by_queue[spec.queue].append((n, _item(job_id, payload, spec)))
+            u = spec.unique
+            if u is None or u.mode == "running":  # while_running takes its lock when it runs
+                chunk.add(job_id, payload, spec.at_ms, spec.delay_ms, spec.group or "", fresh=fresh)
+            else:
+                chunk.add(
+                    job_id,
+                    payload,
+                    spec.at_ms,
+                    spec.delay_ms,
+                    spec.group or "",
+                    u.mode,
+                    u.key,
+                    u.ttl_ms,
+                    u.extend,
+                    u.max_wait_ms,
+                    fresh,
+                )
         created: list[bool | str] = [True] * len(specs)
 
-        async def one_queue(queue: str, items: list[tuple[int, EnqueueItem]]) -> None:
-            for start in range(0, len(items), 5000):
-                chunk = items[start : start + 5000]
-                k = self.keys(queue)
-                flags = await self.broker.scripts.enqueue_items(k, [j for _, j in chunk])
-                for (n, _), flag in zip(chunk, flags, strict=True):
-                    created[n] = flag
+        async def one_queue(queue: str) -> None:
+            flags: list[bool | str] = []
+            for chunk in chunks[queue]:
+                flags += await self.broker.scripts.enqueue_chunk(chunk)
+            for n, flag in zip(order[queue], flags, strict=True):
+                created[n] = flag
 
         await self.broker.connect()
-        if not self._registered.issuperset(by_queue):
-            await self.register_queues(by_queue)
-        if len(by_queue) == 1:
-            ((queue, items),) = by_queue.items()
-            await one_queue(queue, items)
+        if not self._registered.issuperset(chunks):
+            await self.register_queues(list(chunks))
+        if len(chunks) == 1:
+            await one_queue(next(iter(chunks)))
         else:
-            await asyncio.gather(*(one_queue(q, items) for q, items in by_queue.items()))
+            await asyncio.gather(*(one_queue(q) for q in chunks))
         handles: list[JobHandle[Any]] = []
         duplicate: DuplicateJob | None = None
         for job_id, spec, flag in zip(ids, specs, created, strict=True):
@@ -134,20 +168,8 @@ class Client:
         return await self.broker.counts(self.keys(queue))
 
 
-def _item(job_id: str, payload: bytes, spec: JobSpec) -> EnqueueItem:
-    """The enqueue script's view of one job (its unique lock and group included)."""
-    u = spec.unique
-    if u is None or u.mode == "running":  # while_running takes its lock when it runs
-        return EnqueueItem(job_id, payload, spec.at_ms, spec.delay_ms, spec.group or "")
-    return EnqueueItem(
-        job_id,
-        payload,
-        spec.at_ms,
-        spec.delay_ms,
-        spec.group or "",
-        u.mode,
-        u.key,
-        u.ttl_ms,
-        u.extend,
-        u.max_wait_ms,
-    )
+def new_ids(n: int) -> list[str]:
+    """``n`` job ids of 128 random bits each (32 hex digits, like ``uuid4().hex``), from
+    one read of the OS random source: unique across processes and hosts."""
+    digits = os.urandom(16 * n).hex()
+    return [digits[i : i + 32] for i in range(0, 32 * n, 32)]

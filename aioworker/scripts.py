@@ -18,7 +18,15 @@ from typing import Any, NamedTuple
 
 from .keys import QueueKeys
 
-__all__ = ("EnqueueItem", "FetchReply", "FetchedJob", "LuaScript", "Scripts", "StatusReply")
+__all__ = (
+    "EnqueueChunk",
+    "EnqueueItem",
+    "FetchReply",
+    "FetchedJob",
+    "LuaScript",
+    "Scripts",
+    "StatusReply",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,9 @@ class EnqueueItem(NamedTuple):
     :ivar lock_ttl_ms: the lock's TTL (debounce: beyond the job's run time).
     :ivar extend: debounce: push the pending job's run time back on each enqueue.
     :ivar max_wait_ms: debounce: latest run time after the first enqueue (0 = none).
+    :ivar fresh: the id was generated for this enqueue, so no job can have it yet: the
+        script skips looking for it (a job with a fresh id and no other option is
+        written in bulk with its neighbours).
     """
 
     id: str
@@ -61,6 +72,75 @@ class EnqueueItem(NamedTuple):
     lock_ttl_ms: int = 0
     extend: bool = False
     max_wait_ms: int = 0
+    fresh: bool = False
+
+
+class EnqueueChunk:
+    """The arguments of one enqueue script call for one queue, filled job by job (see
+    the header of ``lua/enqueue.lua``).
+
+    Payloads are copied into one buffer as they are added, so a bulk enqueue keeps no
+    bytes object per job alive until the call (tens of thousands of small buffers held
+    at once make each allocation slower).
+    """
+
+    __slots__ = ("_k", "_keys", "_options", "_payloads", "_sizes", "ids")
+
+    def __init__(self, k: QueueKeys) -> None:
+        self._k = k
+        self.ids: list[str] = []
+        self._payloads = bytearray()
+        self._sizes: list[int] = []  # byte lengths: id, payload, id, payload, ...
+        self._keys: list[str] = []  # result and lock keys of the jobs with options
+        self._options: list[Arg] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(
+        self,
+        job_id: str,
+        payload: bytes,
+        at_ms: int = 0,
+        delay_ms: int = 0,
+        group: str = "",
+        unique_mode: str = "",
+        unique_key: str = "",
+        lock_ttl_ms: int = 0,
+        extend: bool = False,
+        max_wait_ms: int = 0,
+        fresh: bool = False,
+    ) -> None:
+        """Add one job; the parameters are the fields of :class:`EnqueueItem`."""
+        ids = self.ids
+        ids.append(job_id)
+        self._payloads += payload
+        self._sizes += (len(job_id) if job_id.isascii() else len(job_id.encode()), len(payload))
+        if fresh and not (at_ms or delay_ms or group or unique_mode):
+            return  # a plain job: no options
+        if not fresh:
+            self._keys.append(self._k.result(job_id))
+        if unique_mode:
+            self._keys.append(self._k.unique(unique_key))
+        self._options += (len(ids), 0 if fresh else 1, at_ms, delay_ms, group, unique_mode)
+        self._options += (lock_ttl_ms, 1 if extend else 0, max_wait_ms)
+
+    def keys(self) -> list[str]:
+        k = self._k
+        keys = [k.ready, k.scheduled, k.jobs, k.wake, k.attempts, k.dead, k.fair, k.groups]
+        keys.append(k.group_of)
+        keys += self._keys
+        return keys
+
+    def args(self) -> list[Arg]:
+        ids = "".join(self.ids).encode()
+        args: list[Arg] = [ids, bytes(self._payloads), " ".join(map(str, self._sizes))]
+        args.append(len(self._options) // 9)
+        args += self._options
+        return args
+
+
+_CREATED, _HELD = ord("1"), ord("h")  # flags in the enqueue script's reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,19 +218,18 @@ class Scripts:
         :returns: per item True (created), False (its id existed), or the id of the job
             holding its unique lock (nothing created).
         """
-        keys = [k.ready, k.scheduled, k.jobs, k.wake, k.attempts, k.dead, k.fair, k.groups]
-        keys += [k.group_of, *(k.result(item.id) for item in items)]
-        keys += [k.unique(item.unique_key) for item in items if item.unique_mode]
-        args: list[Arg] = [len(items)]
-        options: list[Arg] = []
-        for i, it in enumerate(items, 1):
-            args += [it.id, it.payload, it.at_ms, it.delay_ms]
-            if it.group or it.unique_mode:
-                options += [i, it.group, it.unique_mode, it.lock_ttl_ms]
-                options += [1 if it.extend else 0, it.max_wait_ms]
-        args += [len(options) // 6, *options]
-        reply = await self._run(self._lua["enqueue"], keys, args)
-        return [x == 1 if isinstance(x, int) else _s(x) for x in reply]
+        chunk = EnqueueChunk(k)
+        for item in items:
+            chunk.add(*item)
+        return await self.enqueue_chunk(chunk)
+
+    async def enqueue_chunk(self, chunk: EnqueueChunk) -> list[bool | str]:
+        """Enqueue the jobs of a chunk in one call; returns like :meth:`enqueue_items`."""
+        flags, *holders = await self._run(self._lua["enqueue"], chunk.keys(), chunk.args())
+        if flags.count(b"1") == len(flags):
+            return [True] * len(flags)
+        held = iter(holders)
+        return [_s(next(held)) if f == _HELD else f == _CREATED for f in flags]
 
     async def fetch(self, k: QueueKeys, max_jobs: int, lease_ms: int, token: str) -> FetchReply:
         keys = [k.ready, k.scheduled, k.active, k.jobs, k.attempts, k.leases, k.state, k.paused]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -77,6 +78,7 @@ class Task(Generic[P, R]):
         self.interruptible = interruptible
         self.gates: list[Gate] = list(gates)
         self.signature = inspect.signature(fn)
+        self._arity = positional_arity(self.signature)
         self._opts = opts or EnqueueOptions()
         self.unique = unique
         self.group = group
@@ -149,10 +151,12 @@ class Task(Generic[P, R]):
         :raises EnqueueError: if the arguments do not fit the function's signature, or the
             task's group or unique key cannot be computed from them.
         """
-        try:
-            self.signature.bind(None, *args, **kwargs)
-        except TypeError as exc:
-            raise EnqueueError(f"bad arguments for task {self.name!r}: {exc}") from exc
+        arity = self._arity
+        if kwargs or arity is None or not arity[0] <= len(args) <= arity[1]:
+            try:
+                self.signature.bind(None, *args, **kwargs)
+            except TypeError as exc:
+                raise EnqueueError(f"bad arguments for task {self.name!r}: {exc}") from exc
         o = self._opts
         group = o.group
         if group is None and self.group is not None:
@@ -209,3 +213,30 @@ class Task(Generic[P, R]):
     def max_attempts(self, retries_override: int | None) -> int:
         retries = self.retries if retries_override is None else retries_override
         return retries + 1
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def positional_arity(signature: inspect.Signature) -> tuple[int, int] | None:
+    """How many positional arguments, after the context, a call without keyword arguments
+    may pass: ``(least, most)``; None when such a call has to be checked by
+    ``Signature.bind`` (no context parameter, or a required keyword-only parameter).
+
+    ``Task.call`` checks the common call, positional arguments only, with this instead
+    of binding them, which is many times slower.
+    """
+    params = list(signature.parameters.values())
+    if not params or params[0].kind not in _POSITIONAL:
+        return None
+    least = most = 0
+    for p in params[1:]:
+        if p.kind in _POSITIONAL:
+            most += 1
+            if p.default is p.empty:
+                least = most
+        elif p.kind is p.VAR_POSITIONAL:
+            most = sys.maxsize
+        elif p.kind is p.KEYWORD_ONLY and p.default is p.empty:
+            return None
+    return least, most

@@ -5,18 +5,26 @@
 -- group waits in the fair ZSET at its group's next virtual position (see fetch.lua).
 -- KEYS[1] ready LIST, KEYS[2] scheduled ZSET, KEYS[3] jobs HASH, KEYS[4] wake LIST,
 -- KEYS[5] attempts HASH, KEYS[6] dead ZSET, KEYS[7] fair ZSET, KEYS[8] groups HASH,
--- KEYS[9] group_of HASH, then KEYS[9+i] result STRING of the i-th job, then the unique
--- lock STRING of each job that has a unique mode, in job order
--- ARGV[1] number of jobs n; then for each job 4 values:
---   id, payload json, at_ms (absolute run time, 0 = none), delay_ms (relative to Redis TIME)
--- then the number m of jobs with options, and for each of them 6 values: the job's index
---   i (1-based), group ('' = none), unique mode ('' = none, start, success, debounce,
---   throttle), lock_ttl_ms, extend (debounce: 1 = push the pending job's run time back to
---   now + delay_ms), max_wait_ms (debounce: latest run time after the first enqueue, 0 =
---   none).  Plain jobs cost nothing more than before options existed.
--- returns a table with one entry per job: 1 = created, 0 = the id already existed, or
---   the id of the job holding its unique lock (nothing created; a debounced enqueue
---   replaced that job's payload)
+-- KEYS[9] group_of HASH, then for each job with options, in job order: the result
+-- STRING of its id if the id is checked, then its unique lock STRING if it has a
+-- unique mode
+-- ARGV[1] the job ids and ARGV[2] the payloads (json), each concatenated in job order,
+--   ARGV[3] their byte lengths, "<id> <payload> " per job
+-- ARGV[4] the number m of jobs with options, then for each of them 9 values: the job's
+--   index i (1-based); check (1 = the id may exist already: look for it first; 0 = the
+--   id was generated for this enqueue, so no job can have it); at_ms (absolute run time,
+--   0 = none); delay_ms (relative to Redis TIME); group ('' = none); unique mode ('' =
+--   none, start, success, debounce, throttle); lock_ttl_ms; extend (debounce: 1 = push
+--   the pending job's run time back to now + delay_ms); max_wait_ms (debounce: latest
+--   run time after the first enqueue, 0 = none).  A job without options has a generated
+--   id and runs now.
+-- returns {flags, holder...}: flags has one character per job, '1' = created, '0' = the
+--   id already existed, 'h' = not created, held by the job whose id is the next holder
+--   in the reply (a debounced enqueue replaced that job's payload)
+--
+-- Jobs with generated ids that need no group or unique lock are written in bulk: one
+-- HSET, RPUSH and ZADD per up to 1000 jobs.  Any other job first writes the bulk
+-- buffered so far, so it sees every earlier job of the call and keeps the ready order.
 --
 -- A lock STRING holds "<mode>|<holder id>" with a TTL.  It binds only while its holder is
 -- in the state the mode names, read here from the holder's own keys: start and debounce
@@ -27,15 +35,23 @@ local ready, scheduled, jobs, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local attempts, dead, fair, groups, group_of = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = tonumber(ARGV[1])
-local created = {}
-local woken = 0
-local lock_index = 9 + n
+local stamp_now = now .. '|'
+local id_blob, payload_blob = ARGV[1], ARGV[2]
 local options = {}
-local m_at = 2 + 4 * n
-for j = 1, tonumber(ARGV[m_at] or '0') do
-  local b = m_at + (j - 1) * 6
+for j = 1, tonumber(ARGV[4]) do
+  local b = 4 + (j - 1) * 9
   options[tonumber(ARGV[b + 1])] = b
+end
+local key_index = 9
+
+-- the bulk: jobs HASH fields and values, ready ids, scheduled score/id pairs
+local BULK = 1000 -- jobs per bulk write (unpack() stays far below Lua's stack limit)
+local fields, nf, ready_ids, nr, due, nd = {}, 0, {}, 0, {}, 0
+local function flush()
+  if nf > 0 then redis.call('HSET', jobs, unpack(fields, 1, nf)) end
+  if nr > 0 then redis.call('RPUSH', ready, unpack(ready_ids, 1, nr)) end
+  if nd > 0 then redis.call('ZADD', scheduled, unpack(due, 1, nd)) end
+  nf, nr, nd = 0, 0, 0
 end
 
 -- fair groups: the next virtual position of each group touched, written back at the end
@@ -64,71 +80,104 @@ local function holds(lock)
   return holder, mode
 end
 
-for i = 1, n do
-  local base = 1 + (i - 1) * 4
-  local id, payload = ARGV[base + 1], ARGV[base + 2]
-  local at_ms, delay_ms = tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4])
-  local group, mode, lock_ttl, extend, max_wait = '', '', 0, '0', 0
-  local o = options[i]
-  if o then
-    group, mode, lock_ttl = ARGV[o + 2], ARGV[o + 3], tonumber(ARGV[o + 4])
-    extend, max_wait = ARGV[o + 5], tonumber(ARGV[o + 6])
+-- one job with options, written at once; returns its flag and the holder of its lock
+local function enqueue_one(id, payload, o)
+  local check, at_ms, delay_ms = ARGV[o + 2], tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4])
+  local group, mode, lock_ttl = ARGV[o + 5], ARGV[o + 6], tonumber(ARGV[o + 7])
+  local extend, max_wait = ARGV[o + 8], tonumber(ARGV[o + 9])
+  local result, lock = nil, nil
+  if check == '1' then
+    key_index = key_index + 1
+    result = KEYS[key_index]
   end
-  local lock, holder, held_mode = nil, nil, nil
   if mode ~= '' then
-    lock_index = lock_index + 1
-    lock = KEYS[lock_index]
+    key_index = key_index + 1
+    lock = KEYS[key_index]
   end
-  if redis.call('HEXISTS', jobs, id) == 1 or redis.call('EXISTS', KEYS[9 + i]) == 1 then
-    created[i] = 0
-  else
-    if lock then holder, held_mode = holds(lock) end
-    if holder then
-      if mode == 'debounce' and held_mode == 'debounce' then
-        local record = redis.call('HGET', jobs, holder)
-        local stamp = string.sub(record, 1, string.find(record, '|', 1, true) - 1)
-        redis.call('HSET', jobs, holder, stamp .. '|' .. payload)
-        local run_at = redis.call('ZSCORE', scheduled, holder)
-        if run_at and extend == '1' then
-          run_at = now + delay_ms
-          if max_wait > 0 and run_at > tonumber(stamp) + max_wait then
-            run_at = math.max(tonumber(stamp) + max_wait, now)
-          end
-          redis.call('ZADD', scheduled, 'XX', run_at, holder)
-          redis.call('PEXPIRE', lock, run_at - now + lock_ttl)
+  if result and (redis.call('HEXISTS', jobs, id) == 1 or redis.call('EXISTS', result) == 1) then
+    return '0'
+  end
+  local holder, held_mode = nil, nil
+  if lock then holder, held_mode = holds(lock) end
+  if holder then
+    if mode == 'debounce' and held_mode == 'debounce' then
+      local record = redis.call('HGET', jobs, holder)
+      local stamp = string.sub(record, 1, string.find(record, '|', 1, true) - 1)
+      redis.call('HSET', jobs, holder, stamp .. '|' .. payload)
+      local run_at = redis.call('ZSCORE', scheduled, holder)
+      if run_at and extend == '1' then
+        run_at = now + delay_ms
+        if max_wait > 0 and run_at > tonumber(stamp) + max_wait then
+          run_at = math.max(tonumber(stamp) + max_wait, now)
         end
-      end
-      created[i] = holder
-    else
-      redis.call('HSET', jobs, id, now .. '|' .. payload)
-      local run_at = now + delay_ms
-      if at_ms > 0 then run_at = at_ms end
-      if lock then
-        local ttl = lock_ttl
-        if mode == 'debounce' then ttl = math.max(run_at - now, 0) + lock_ttl end
-        redis.call('SET', lock, mode .. '|' .. id, 'PX', math.max(ttl, 1))
-      end
-      if group ~= '' then
-        redis.call('HSET', group_of, id, group)
-        redis.call('HINCRBY', groups, 't:' .. group, 1)
-      end
-      if run_at > now then
-        redis.call('ZADD', scheduled, run_at, id)
-      elseif group ~= '' then
-        redis.call('ZADD', fair, next_seq(group), id)
-      else
-        redis.call('RPUSH', ready, id)
-      end
-      created[i] = 1
-      if woken < 16 then
-        -- one token per new job (up to 16) wakes that many idle workers; delayed jobs wake
-        -- a worker too, so it can shorten its sleep to the new due time
-        redis.call('RPUSH', wake, 1)
-        woken = woken + 1
+        redis.call('ZADD', scheduled, 'XX', run_at, holder)
+        redis.call('PEXPIRE', lock, run_at - now + lock_ttl)
       end
     end
+    return 'h', holder
   end
+  redis.call('HSET', jobs, id, stamp_now .. payload)
+  local run_at = now + delay_ms
+  if at_ms > 0 then run_at = at_ms end
+  if lock then
+    local ttl = lock_ttl
+    if mode == 'debounce' then ttl = math.max(run_at - now, 0) + lock_ttl end
+    redis.call('SET', lock, mode .. '|' .. id, 'PX', math.max(ttl, 1))
+  end
+  if group ~= '' then
+    redis.call('HSET', group_of, id, group)
+    redis.call('HINCRBY', groups, 't:' .. group, 1)
+  end
+  if run_at > now then
+    redis.call('ZADD', scheduled, run_at, id)
+  elseif group ~= '' then
+    redis.call('ZADD', fair, next_seq(group), id)
+  else
+    redis.call('RPUSH', ready, id)
+  end
+  return '1'
 end
+
+local flags, reply, created = {}, {''}, 0
+local i, id_at, payload_at = 0, 1, 1
+for id_len, payload_len in string.gmatch(ARGV[3], '(%d+) (%d+)') do
+  i = i + 1
+  local id = string.sub(id_blob, id_at, id_at + id_len - 1)
+  local payload = string.sub(payload_blob, payload_at, payload_at + payload_len - 1)
+  id_at, payload_at = id_at + id_len, payload_at + payload_len
+  local o = options[i]
+  local run_at = now
+  if o then
+    local at_ms = tonumber(ARGV[o + 3])
+    run_at = now + tonumber(ARGV[o + 4])
+    if at_ms > 0 then run_at = at_ms end
+  end
+  if o == nil or (ARGV[o + 2] == '0' and ARGV[o + 5] == '' and ARGV[o + 6] == '') then
+    fields[nf + 1], fields[nf + 2], nf = id, stamp_now .. payload, nf + 2
+    if run_at > now then
+      due[nd + 1], due[nd + 2], nd = run_at, id, nd + 2
+    else
+      ready_ids[nr + 1], nr = id, nr + 1
+    end
+    if nf == 2 * BULK then flush() end
+    flags[i] = '1'
+  else
+    flush()
+    local flag, holder = enqueue_one(id, payload, o)
+    flags[i] = flag
+    if holder then reply[#reply + 1] = holder end
+  end
+  if flags[i] == '1' then created = created + 1 end
+end
+flush()
 for group, s in pairs(seqs) do redis.call('HSET', groups, 's:' .. group, s) end
-if woken > 0 then redis.call('LTRIM', wake, -64, -1) end
-return created
+if created > 0 then
+  -- one token per new job (up to 16) wakes that many idle workers; delayed jobs wake
+  -- a worker too, so it can shorten its sleep to the new due time
+  local tokens = {}
+  for j = 1, math.min(created, 16) do tokens[j] = 1 end
+  redis.call('RPUSH', wake, unpack(tokens))
+  redis.call('LTRIM', wake, -64, -1)
+end
+reply[1] = table.concat(flags)
+return reply
