@@ -15,6 +15,8 @@ against its memory):
   p99 of job start minus enqueue, both from ``time.time()``.
 * ``inflight``: 10,000 jobs sleeping 5 s, all in flight in one worker; peak
   RSS and the time from the first start to the last end.
+* ``scaling``: 1, 2 and 4 worker processes, and aioworker on a three-master
+  Redis Cluster too (``bench/scaling.py``).
 
 For every run the driver records ``INFO commandstats`` around the worker
 phase (Redis commands and round trips per job), and ``bench/ceiling.py``
@@ -55,13 +57,13 @@ from typing import Any
 
 import redis
 
-from bench import peers
+from bench import peers, scaling
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 LIBS_DIR = BENCH_DIR / "libs"
 
-SCENARIOS = ("noop", "io", "pickup", "inflight")
+SCENARIOS = ("noop", "io", "pickup", "inflight", "scaling")
 THROUGHPUT = ("noop", "io")
 METRICS = (
     # key, label, whether a higher value is better
@@ -729,13 +731,7 @@ def render(report: dict[str, Any]) -> str:
                 "of it (medians)."
             )
         w("")
-    w("## Not measured yet")
-    w("")
-    w(
-        "Scaling across 1, 2 and 4 worker processes, and the same on a three-master "
-        "cluster, are not part of this run."
-    )
-    w("")
+    lines += scaling.render(report)
     failures = [(lib, sc, r) for (lib, sc), rs in runs.items() for r in rs if "error" in r]
     if install_errors or failures:
         w("## Failures")
@@ -830,7 +826,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--jobs", type=int, default=None, help="jobs per run (20000)")
     parser.add_argument("--libs", nargs="+", default=list(LIBS), help="libraries to run")
-    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), help="noop, io")
+    parser.add_argument(
+        "--scenarios", nargs="+", default=list(SCENARIOS), help=", ".join(SCENARIOS)
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 jobs, 1 repeat")
     parser.add_argument("--noop-concurrency", type=int, default=1000)
     parser.add_argument("--io-concurrency", type=int, default=1000)
@@ -881,6 +879,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="measure aioworker as of this git commit instead of the working tree",
     )
+    scaling.add_arguments(parser)
     args = parser.parse_args(argv)
     args.libs = [x for item in args.libs for x in item.split(",") if x]
     args.scenarios = [x for item in args.scenarios for x in item.split(",") if x]
@@ -904,6 +903,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.repeats = 1 if args.quick else 3
     if args.output is None:
         args.output = BENCH_DIR / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+    scaling.resolve(args, parser)
     return args
 
 
@@ -917,7 +917,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     started_at = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     libs: list[str] = args.libs
-    scenarios: list[str] = args.scenarios
+    # one library per run; the scaling scenario runs its own way, after these
+    scenarios: list[str] = [sc for sc in args.scenarios if sc != "scaling"]
     concurrency = {
         "noop": args.noop_concurrency,
         "io": args.io_concurrency,
@@ -1050,6 +1051,9 @@ def main(argv: list[str] | None = None) -> None:
                         f"{summary}  ({took:.1f} s, others {result['other_cores']:.2f} cores)",
                         flush=True,
                     )
+        scaled = None
+        if "scaling" in args.scenarios:
+            scaled = scaling.run(args, libs, install_errors, url, client)
         ceiling = run_ceiling(client, url, args.repeats) if args.ceiling else []
         reset(client)
 
@@ -1081,6 +1085,7 @@ def main(argv: list[str] | None = None) -> None:
         "versions": versions,
         "machine": machine,
         "runs": [r for rs in runs.values() for r in rs],
+        "scaling": scaled,
     }
     write_report(report, args.output)
 
@@ -1089,6 +1094,7 @@ def write_report(report: dict[str, Any], output: Path) -> None:
     """Print the table, then write the report as Markdown and as JSON beside it."""
     print()
     print_table(report["libs"], report["scenarios"], group_runs(report))
+    scaling.print_table(report)
     output.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     output.write_text(render(report))
     print(f"\nwrote {output} and {output.with_suffix('.json').name}")

@@ -201,6 +201,17 @@ def redis_nodes(redis_url: str) -> list[tuple[str, int]]:
     return _nodes_cache[redis_url]
 
 
+def is_cluster(redis_url: str) -> bool:
+    """Whether the URL names a node of a Redis Cluster (for libraries that must be told)."""
+    url = urlsplit(redis_url)
+    address = (url.hostname or "127.0.0.1", url.port or 6379)
+    return any(line == "cluster_enabled:1" for line in _info(address, "cluster"))
+
+
+def _info(address: tuple[str, int], section: str) -> list[str]:
+    return _request(address, f"INFO {section}").decode().splitlines()
+
+
 def command_stats(redis_url: str) -> dict[str, int]:
     """Calls per command from ``INFO commandstats``, summed over a cluster's masters.
 
@@ -209,7 +220,7 @@ def command_stats(redis_url: str) -> dict[str, int]:
     """
     stats: dict[str, int] = {}
     for address in redis_nodes(redis_url):
-        for line in _request(address, "INFO commandstats").decode().splitlines():
+        for line in _info(address, "commandstats"):
             if line.startswith("cmdstat_"):
                 name, _, fields = line[len("cmdstat_") :].partition(":")
                 calls = dict(f.split("=", 1) for f in fields.split(","))["calls"]
@@ -491,6 +502,7 @@ def _collect(procs: list[subprocess.Popen[str]], opts: Options) -> dict[str, Any
         "work_s": round(elapsed, 4),
         "jobs_per_s": round(opts.jobs / elapsed, 1),
         "worker_cpu_s": round(sum(r["worker_cpu_s"] for r in reports), 3),
+        "worker_cpu_s_each": [r["worker_cpu_s"] for r in reports],
         "stop_s": None if None in stops else max(stops),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in reports),
         "peak_rss_mb_each": [r["peak_rss_mb"] for r in reports],

@@ -2,7 +2,8 @@
 
 streaq's bulk path is ``Worker.enqueue_many``, which publishes every task in
 one pipeline. The worker runs with ``concurrency`` consumers and the default
-prefetch, in burst mode so it returns once the stream is drained.
+prefetch, in burst mode so it returns once the stream is drained. On a Redis
+Cluster it is given the nodes (``cluster_nodes``), as streaq asks.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from streaq import Worker
 
 
 def build(opts: _harness.Options) -> _harness.Library:
-    worker = Worker(redis_url=opts.redis_url, concurrency=opts.concurrency, handle_signals=False)
+    # streaq takes a cluster as a list of nodes instead of its URL, and its
+    # scripts touch several keys named after the queue: a hash tag in the
+    # queue name puts them in one slot
+    cluster = _harness.is_cluster(opts.redis_url)
+    where = (
+        {"cluster_nodes": _harness.redis_nodes(opts.redis_url), "queue_name": "{default}"}
+        if cluster
+        else {"redis_url": opts.redis_url}
+    )
+    worker = Worker(**where, concurrency=opts.concurrency, handle_signals=False)
 
     @worker.task(name="noop")
     async def noop() -> None:
@@ -67,6 +77,7 @@ def build(opts: _harness.Options) -> _harness.Library:
             "burst": opts.scenario != "pickup",
             "other": "defaults (max_tries=3, result ttl=5 min, pickle)",
             "enqueue": "Worker.enqueue_many (one pipeline)",
+            **({"cluster": "cluster_nodes=the masters, queue_name='{default}'"} if cluster else {}),
             "loop": "uvloop",
         },
         enqueue=enqueue,

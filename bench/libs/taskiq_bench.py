@@ -9,7 +9,8 @@ taskiq-redis has two brokers that deliver each job once: ``RedisStreamBroker``
 (the default here and in taskiq-redis's docs; acknowledged, reads up to 100
 messages per XREADGROUP) and ``ListQueueBroker`` (``--variant list``; LPUSH and
 one BRPOP per message, no acknowledgement). Neither is faster in every
-scenario, so the benchmark runs both.
+scenario, so the benchmark runs both. On a Redis Cluster each is replaced by
+its cluster twin (``RedisStreamClusterBroker``, ``ListQueueClusterBroker``).
 """
 
 from __future__ import annotations
@@ -20,14 +21,25 @@ from importlib.metadata import version
 
 import _harness
 from taskiq.receiver import Receiver
-from taskiq_redis import ListQueueBroker, RedisStreamBroker
+from taskiq_redis import (
+    ListQueueBroker,
+    ListQueueClusterBroker,
+    RedisStreamBroker,
+    RedisStreamClusterBroker,
+)
 
 ENQUEUE_IN_FLIGHT = 200
 BROKERS = {"": RedisStreamBroker, "stream": RedisStreamBroker, "list": ListQueueBroker}
+CLUSTER_BROKERS = {
+    RedisStreamBroker: RedisStreamClusterBroker,
+    ListQueueBroker: ListQueueClusterBroker,
+}
 
 
 def build(opts: _harness.Options) -> _harness.Library:
     broker_cls = BROKERS[opts.variant]
+    if _harness.is_cluster(opts.redis_url):
+        broker_cls = CLUSTER_BROKERS[broker_cls]
     broker = broker_cls(url=opts.redis_url)
 
     @broker.task(task_name="noop")
@@ -82,7 +94,7 @@ def build(opts: _harness.Options) -> _harness.Library:
                 await broker.shutdown()
 
     return _harness.Library(
-        name="taskiq-list" if broker_cls is ListQueueBroker else "taskiq",
+        name="taskiq-list" if opts.variant == "list" else "taskiq",
         version=f"{version('taskiq')} (taskiq-redis {version('taskiq-redis')})",
         settings={
             "broker": broker_cls.__name__,
