@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
+import re
 import time
 from collections import Counter
 from typing import Any, assert_type
@@ -21,7 +24,9 @@ from aioworker import (
     ResultTimeout,
     UnknownTaskError,
 )
+from aioworker.client import CHUNK_JOBS, new_ids
 from aioworker.keys import QueueKeys
+from tests.scriptkit import raw_bytes
 from tests.worker_kit import MakeWorker, burst
 
 
@@ -327,3 +332,109 @@ async def test_status_reads_the_job_written_by_another_producer(
         assert await r.hexists(QueueKeys(prefix, "default").jobs, job.id)
     await burst(consumer)
     assert await producer.job(job.id).result(timeout=5) == 42
+
+
+async def test_enqueue_many_over_several_calls_keeps_order_ids_and_idempotency(
+    make_worker: MakeWorker, redis_url: str, prefix: str
+) -> None:
+    w = make_worker()
+
+    @w.task()
+    async def echo(ctx: JobContext, n: int) -> int:
+        return n
+
+    total = 2 * CHUNK_JOBS + 3  # three script calls
+    repeat = CHUNK_JOBS + 5  # repeats job 5's chosen id, in the second call
+    delayed = CHUNK_JOBS - 1  # the last job of the first call
+    specs = []
+    for n in range(total):
+        if n in (5, repeat):
+            specs.append(echo.options(job_id="chosen").call(n))
+        elif n == delayed:
+            specs.append(echo.options(delay=3600).call(n))
+        else:
+            specs.append(echo.call(n))
+
+    handles = await w.enqueue_many(specs)
+
+    assert [h.created for h in handles] == [n != repeat for n in range(total)]
+    assert handles[5].id == handles[repeat].id == "chosen"
+    generated = [h.id for n, h in enumerate(handles) if n not in (5, repeat)]
+    assert len(set(generated)) == total - 2
+    assert all(re.fullmatch("[0-9a-f]{32}", job_id) for job_id in generated)
+    k = QueueKeys(prefix, "default")
+    async with redis.asyncio.Redis.from_url(redis_url) as r:
+        ready = await r.lrange(k.ready, 0, -1)
+        scheduled = await r.zrange(k.scheduled, 0, -1)
+        jobs = await r.hgetall(k.jobs)
+    assert ready == [h.id.encode() for n, h in enumerate(handles) if n not in (delayed, repeat)]
+    assert scheduled == [handles[delayed].id.encode()]
+    assert len(jobs) == total - 1
+    body = json.dumps({"t": echo.name, "a": [5], "k": {}}, separators=(",", ":"))
+    assert raw_bytes(jobs[b"chosen"]).partition(b"|")[2] == body.encode()
+
+
+async def test_a_bad_payload_in_a_later_call_enqueues_nothing(make_worker: MakeWorker) -> None:
+    w = make_worker()
+
+    @w.task()
+    async def store(ctx: JobContext, value: Any) -> None:
+        return None
+
+    specs = [store.call(n) for n in range(CHUNK_JOBS + 10)] + [store.call(object())]
+    with pytest.raises(PayloadError):
+        await w.enqueue_many(specs)
+    assert await w.client.counts("default") == {"ready": 0, "scheduled": 0, "active": 0, "dead": 0}
+
+
+def test_new_ids_are_distinct_hex_like_uuid4() -> None:
+    ids = new_ids(10_000) + new_ids(10_000)
+    assert len(set(ids)) == 20_000
+    assert all(re.fullmatch("[0-9a-f]{32}", job_id) for job_id in ids)
+    assert new_ids(0) == []
+
+
+async def _shaped(ctx: JobContext, a: int, b: int = 2, *rest: int, c: int = 3, **more: int) -> None:
+    return None
+
+
+async def _keyword_needed(ctx: JobContext, a: int, *, c: int) -> None:
+    return None
+
+
+async def _nothing(ctx: JobContext) -> None:
+    return None
+
+
+async def _positional_only(ctx: JobContext, a: int, /, b: int = 1) -> None:
+    return None
+
+
+CALLS: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = [
+    (fn, args, kwargs)
+    for fn in (_shaped, _keyword_needed, _nothing, _positional_only)
+    for args, kwargs in (
+        ((), {}),
+        ((1,), {}),
+        ((1, 2), {}),
+        ((1, 2, 3, 4), {}),
+        ((1,), {"c": 5}),
+        ((), {"a": 1}),
+        ((1,), {"z": 1}),
+    )
+]
+
+
+@pytest.mark.parametrize(("fn", "args", "kwargs"), CALLS)
+async def test_call_accepts_exactly_the_arguments_the_function_does(
+    make_worker: MakeWorker, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    task = make_worker().task(name="shape")(fn)
+    try:
+        inspect.signature(fn).bind(None, *args, **kwargs)
+    except TypeError:
+        with pytest.raises(EnqueueError, match="bad arguments"):
+            task.call(*args, **kwargs)
+    else:
+        spec = task.call(*args, **kwargs)
+        assert (spec.args, spec.kwargs) == (args, kwargs)

@@ -304,3 +304,70 @@ async def test_a_delayed_grouped_job_is_scheduled_and_counted(kit: Kit) -> None:
     assert set(await kit.zset(kit.k.scheduled)) == {"a"}
     assert await kit.zset(kit.k.fair) == {}
     assert (await kit.hash(kit.k.groups))["t:A"] == b"1"
+
+
+# -- jobs with generated ids, written in bulk ---------------------------------------------
+
+
+def fresh(job_id: str, payload: bytes = PAYLOAD, **options: Any) -> EnqueueItem:
+    return EnqueueItem(job_id, payload, fresh=True, **options)
+
+
+async def test_generated_id_jobs_keep_their_order_among_jobs_written_one_by_one(
+    kit: Kit,
+) -> None:
+    await kit.enqueue("old")
+    at_ms = await kit.now_ms() + 3_600_000
+    reply = await kit.scripts.enqueue_items(
+        kit.k,
+        [
+            fresh("f1"),
+            item("old"),  # a chosen id that exists: nothing happens
+            fresh("f2", delay_ms=60_000),
+            item("c1"),
+            fresh("f3", at_ms=at_ms),
+            fresh("g1", group="A"),
+            unique("u1", "success"),
+            unique("u2", "success"),  # held by u1
+            fresh("f4"),
+        ],
+    )
+    assert reply == [True, False, True, True, True, True, True, "u1", True]
+    assert await kit.ready() == ["old", "f1", "c1", "u1", "f4"]
+    scheduled = await kit.zset(kit.k.scheduled)
+    assert set(scheduled) == {"f2", "f3"} and scheduled["f3"] == at_ms
+    assert await kit.zset(kit.k.fair) == {"g1": 0}
+    jobs = await kit.hash(kit.k.jobs)
+    assert set(jobs) == {"old", "f1", "f2", "c1", "f3", "g1", "u1", "f4"}
+    stamps = {jobs[i].partition(b"|")[0] for i in ("f1", "c1", "f4")}
+    assert len(stamps) == 1  # one Redis time for the whole call
+    assert await kit.wake_tokens() == 7
+
+
+async def test_many_generated_id_jobs_in_one_call_are_all_written_in_order(kit: Kit) -> None:
+    ids = [f"f{i}" for i in range(2_500)]  # more than one bulk write of 1000
+    payloads = [b'{"t":"tests.task","a":[%d],"k":{}}' % i for i in range(2_500)]
+    reply = await kit.scripts.enqueue_items(
+        kit.k, [fresh(i, p) for i, p in zip(ids, payloads, strict=True)]
+    )
+    assert reply == [True] * 2_500
+    assert await kit.ready() == ids
+    jobs = await kit.hash(kit.k.jobs)
+    assert [jobs[i].partition(b"|")[2] for i in ids] == payloads
+    assert await kit.wake_tokens() == 16
+
+
+async def test_ids_and_payloads_of_any_bytes_arrive_whole(kit: Kit) -> None:
+    odd = ["id with spaces 1 2", "ünïcødé-✓", "a|b", "0"]
+    payload = '{"t":"tests.task","a":["ü 1 2 ✓|"],"k":{}}'.encode()
+    reply = await kit.scripts.enqueue_items(kit.k, [item(i, payload) for i in odd])
+    assert reply == [True] * 4
+    assert await kit.ready() == odd
+    jobs = await kit.hash(kit.k.jobs)
+    assert [jobs[i].partition(b"|")[2] for i in odd] == [payload] * 4
+
+
+async def test_an_empty_call_changes_nothing(kit: Kit) -> None:
+    before = await kit.snapshot()
+    assert await kit.scripts.enqueue_items(kit.k, []) == []
+    assert await kit.snapshot() == before
