@@ -33,6 +33,16 @@ log = logging.getLogger("aioworker.job")
 
 Kind = Literal["complete", "retry", "dead", "requeue", "defer", "cancel"]
 
+NULL = b"null"  # the result of most jobs, shared rather than encoded each time
+# orjson returns its bytes in a buffer of at least 4 KiB; a result is held until its
+# ack is written, so a small one is copied to its own size
+_COMPACT_BELOW = 2048
+
+
+def compact(data: bytes) -> bytes:
+    """``data`` in an allocation of its own size when it is small."""
+    return bytes(memoryview(data)) if len(data) < _COMPACT_BELOW else data
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -122,9 +132,10 @@ async def execute(
         out = failure(task, attempt, max_attempts, exc, error_info(exc))
     else:
         try:
-            return Outcome("complete", value=dumps(value), duration_s=time.monotonic() - started)
+            encoded = NULL if value is None else compact(dumps(value))
         except TypeError as exc:
             err = error_info(exc, f"result is not JSON-encodable: {exc}", kind="ResultError")
             return Outcome("dead", error=err, duration_s=time.monotonic() - started)
+        return Outcome("complete", value=encoded, duration_s=time.monotonic() - started)
     out.duration_s = time.monotonic() - started
     return out
