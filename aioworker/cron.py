@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .cronexpr import CronExpr
 from .errors import ConfigError, UnknownScheduleError
@@ -206,6 +205,10 @@ def _zone(tz: str | tzinfo | None) -> tzinfo:
         return UTC
     if isinstance(tz, tzinfo):
         return tz
+    # imported here: zoneinfo loads sysconfig to find the tz database, which a worker
+    # without named zones does not need
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
