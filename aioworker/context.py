@@ -30,6 +30,9 @@ T = TypeVar("T")
 
 Saver = Callable[[bytes], Awaitable[bool]]
 
+# the steps and cursors of every context that has none: read, never written
+_UNSET: dict[str, Any] = {}
+
 
 class LeaseLost(Exception):
     """This worker no longer holds the job's lease: another worker may be running it."""
@@ -101,7 +104,10 @@ class JobContext:
         self.attempt = attempt
         self.max_attempts = max_attempts
         self.enqueued_ms = enqueued_ms
-        self._state, self._steps, self._cursors = decode_state(state)
+        if state:
+            self._state, self._steps, self._cursors = decode_state(state)
+        else:  # a first run: it gets dicts of its own at its first step or cursor
+            self._state, self._steps, self._cursors = None, _UNSET, _UNSET
         self._resumed = self._state is not None or bool(self._steps) or bool(self._cursors)
         self._saver = saver
         self.shutting_down = shutting_down
@@ -186,6 +192,8 @@ class JobContext:
             value: R = self._steps[name]
             return value
         value = await fn(*args, **kwargs)
+        if self._steps is _UNSET:
+            self._steps = {}
         self._steps[name] = value
         try:
             blob = self.encoded_state()
@@ -199,6 +207,12 @@ class JobContext:
     def cursor(self, name: str = "default") -> Any:
         """The saved cursor of iteration ``name`` (None before the first checkpoint)."""
         return self._cursors.get(name)
+
+    def _set_cursor(self, name: str, value: Any) -> None:
+        if self._cursors is _UNSET:
+            self._cursors = {}
+        self._cursors[name] = value
+        self.unsaved = True
 
     async def iterate(
         self,
@@ -230,8 +244,7 @@ class JobContext:
         has_pending = False
         async for item in source(self._cursors.get(name)):
             if has_pending:
-                self._cursors[name] = key(pending)  # type: ignore[arg-type]
-                self.unsaved = True
+                self._set_cursor(name, key(pending))  # type: ignore[arg-type]
                 since += 1
                 if since >= every or time.monotonic() - last_save >= every_s:
                     if not await self._save():
@@ -241,7 +254,6 @@ class JobContext:
             self.items_done += 1
             yield item
         if has_pending:
-            self._cursors[name] = key(pending)  # type: ignore[arg-type]
-            self.unsaved = True
+            self._set_cursor(name, key(pending))  # type: ignore[arg-type]
             if not await self._save():
                 raise LeaseLost(f"job {self.job_id}: lease lost, cursor not saved")

@@ -1,10 +1,12 @@
 """Job fields on every log line written while a job runs, including the job's own lines.
 
-When a job starts, its ``job_id``, ``task``, ``queue`` and ``attempt`` are put in a
-context variable of the job's asyncio task (tasks the job creates inherit it).  The
-:class:`JobFieldsFilter` that :func:`aioworker.logs.setup_logging` installs copies them
-onto every log record made in that context that does not carry them already, so
-``logger.info("charged")`` inside a job comes out in JSON logs with the job's fields.
+When a job starts, its record is put in a context variable of the job's asyncio task
+(tasks the job creates inherit it).  The :class:`JobFieldsFilter` that
+:func:`aioworker.logs.setup_logging` installs copies the job's ``job_id``, ``task``,
+``queue`` and ``attempt`` onto every log record made in that context that does not carry
+them already, so ``logger.info("charged")`` inside a job comes out in JSON logs with the
+job's fields.  The fields are read from the record when a line is logged, so a job that
+logs nothing costs no dict of its own.
 """
 
 from __future__ import annotations
@@ -17,23 +19,26 @@ from .job import JobRecord
 
 __all__ = ("JobFieldsFilter", "JobLogFields", "current_job_fields")
 
-_FIELDS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
-    "aioworker_job_fields", default=None
+_JOB: contextvars.ContextVar[JobRecord | None] = contextvars.ContextVar(
+    "aioworker_job", default=None
 )
+
+
+def _fields(job: JobRecord) -> dict[str, Any]:
+    return {"job_id": job.id, "task": job.task, "queue": job.queue, "attempt": job.attempt}
 
 
 def current_job_fields() -> dict[str, Any] | None:
     """The fields of the job running in this context, or None outside jobs."""
-    return _FIELDS.get()
+    job = _JOB.get()
+    return None if job is None else _fields(job)
 
 
 class JobLogFields:
     """An :class:`~aioworker.extensions.Observer` that sets the job fields at job start."""
 
     def job_started(self, job: JobRecord) -> None:
-        _FIELDS.set(
-            {"job_id": job.id, "task": job.task, "queue": job.queue, "attempt": job.attempt}
-        )
+        _JOB.set(job)
 
     def job_finished(self, job: JobRecord, outcome: str, duration_s: float) -> None:
         pass  # the job's task ends with it, and its context with it
@@ -43,10 +48,10 @@ class JobFieldsFilter(logging.Filter):
     """Adds the running job's fields to records that lack them (never drops a record)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fields = _FIELDS.get()
-        if fields is not None:
+        job = _JOB.get()
+        if job is not None:
             d = record.__dict__
-            for name, value in fields.items():
+            for name, value in _fields(job).items():
                 if name not in d:
                     d[name] = value
         return True
