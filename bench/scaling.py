@@ -13,10 +13,12 @@ processes report add up to the job count (``bench/libs/_harness.py``).
   process is bound by its concurrency, not by the CPU, and adding processes
   should add throughput linearly until the CPU runs out.
 
-Each workload runs on the single private node and, for the libraries that
-support Redis Cluster (aioworker, streaq, taskiq), on a private cluster of
-three masters without replicas; arq and saq have no cluster support. The
-cluster is started here and stopped by PID, with no persistence.
+Each workload runs on the single private node, and aioworker's on a private
+Redis Cluster of three masters without replicas too. streaq and taskiq-redis
+support Redis Cluster as well: ``--scaling-cluster-peers`` runs them there
+(left out by default to keep the scenario within about five minutes); arq and
+saq have no cluster support. The cluster is started here and stopped by PID,
+with no persistence.
 Figures are medians with min-max over the repeats; the scaling column is
 jobs/s at N processes over jobs/s at 1 (medians), and the cluster column a
 library's jobs/s on the cluster over the single node's at the same N.
@@ -77,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scaling-peer-jobs",
         type=int,
         default=None,
-        help="jobs per run for the peers, which run 3-12x slower (5000)",
+        help="jobs per run for the peers, which run 3-12x slower (4000)",
     )
     group.add_argument("--scaling-repeats", type=int, default=None, help="repeats (as --repeats)")
     group.add_argument("--scaling-noop-concurrency", type=int, default=1000)
@@ -87,6 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=6.0,
         help="minutes after which scaling runs are no longer run again when disturbed",
+    )
+    group.add_argument(
+        "--scaling-cluster-peers",
+        action="store_true",
+        help="run streaq and taskiq on the cluster too (aioworker always runs there)",
     )
     group.add_argument(
         "--no-cluster",
@@ -107,7 +114,7 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.scaling_jobs is None:
         args.scaling_jobs = 4_000 if args.quick else 20_000
     if args.scaling_peer_jobs is None:
-        args.scaling_peer_jobs = 1_000 if args.quick else 5_000
+        args.scaling_peer_jobs = 1_000 if args.quick else 4_000
     if args.scaling_repeats is None:
         args.scaling_repeats = args.repeats
 
@@ -263,6 +270,11 @@ def run(
 
     started = time.monotonic()
     names = [name for name in libs if name in LIBS]
+    on_cluster = [
+        name
+        for name in names
+        if name in CLUSTER_LIBS and (name == bench.SUBJECT or args.scaling_cluster_peers)
+    ]
     targets = {"single": (url, [client])}
     runs: list[dict[str, Any]] = []
     retried = 0
@@ -272,7 +284,7 @@ def run(
     }
     concurrency = {"noop": args.scaling_noop_concurrency, "io": args.scaling_io_concurrency}
     with contextlib.ExitStack() as stack:
-        if args.scaling_cluster and any(name in CLUSTER_LIBS for name in names):
+        if args.scaling_cluster and on_cluster:
             print(f"starting a Redis Cluster of {CLUSTER_MASTERS} masters ...", flush=True)
             targets["cluster"] = stack.enter_context(redis_cluster(bench.BENCH_DIR / ".venvs"))
             print(f"private cluster at {targets['cluster'][0]}", flush=True)
@@ -282,7 +294,7 @@ def run(
                 shift = repeat % len(names)
                 for name in names[shift:] + names[:shift]:
                     for target in targets:
-                        if target == "cluster" and name not in CLUSTER_LIBS:
+                        if target == "cluster" and name not in on_cluster:
                             continue
                         for workers in args.scaling_workers:
                             base = {
@@ -317,6 +329,7 @@ def run(
         "workloads": list(args.scaling_workloads),
         "workers": list(args.scaling_workers),
         "targets": list(targets),
+        "on_cluster": on_cluster if "cluster" in targets else [],
         "jobs": jobs,
         "concurrency": concurrency,
         "repeats": args.scaling_repeats,
@@ -477,17 +490,35 @@ def render(report: dict[str, Any]) -> list[str]:
         f"- **this machine has {nproc} cores, and Redis runs on the same cores**: on CPU-bound "
         "work 4 processes cannot beat 2, and every process also takes CPU from Redis"
     )
-    if "cluster" in scaling["targets"]:
+    on_cluster = scaling.get("on_cluster", [])
+    if on_cluster:
+        how = {
+            bench.SUBJECT: "aioworker finds it from the URL and uses the cluster client",
+            "streaq": "streaq is given the nodes (`cluster_nodes`) and a hash-tagged queue "
+            "name (`{default}`: without one its enqueue fails with CROSSSLOT)",
+            "taskiq": "taskiq runs taskiq-redis's `RedisStreamClusterBroker`",
+            "taskiq-list": "taskiq-list runs `ListQueueClusterBroker`",
+        }
+        left = [name for name in CLUSTER_LIBS if name in peers and name not in on_cluster]
         w(
             f"- cluster: {CLUSTER_MASTERS} masters without replicas on this same machine, "
-            "started for the bench. aioworker finds it from the URL and uses the cluster "
-            "client; streaq is given the nodes (`cluster_nodes`) and a hash-tagged queue name "
-            "(`{default}`: without one its enqueue fails with CROSSSLOT); taskiq runs "
-            "taskiq-redis's `RedisStreamClusterBroker`. arq and saq have no Redis Cluster "
-            "support, so they run on the single node only. Each library keeps one queue, and "
-            "a queue's keys share one hash slot (aioworker, streaq) or are one key (taskiq), "
-            "so the work lands on one master: the cluster adds the cluster client's cost, "
-            "not capacity, to this workload"
+            f"started for the bench. {'; '.join(how[name] for name in on_cluster)}. "
+            + (
+                f"{' and '.join(left)} support Redis Cluster too, but ran on the single node "
+                "only in this run (`--scaling-cluster-peers` adds them). "
+                if left
+                else ""
+            )
+            + "arq and saq have no Redis Cluster support. Each library keeps one queue, and a "
+            "queue's keys share one hash slot (aioworker, streaq) or are one key (taskiq), so "
+            "the work lands on one master: the cluster adds the cluster client's cost, not "
+            "capacity, to this workload"
+        )
+    if "streaq" in peers:
+        w(
+            "- streaq's processes each take up to concurrency + prefetch jobs (2,000 here) "
+            "at once, so the first process to start may take most of a run's jobs (see "
+            "`jobs per process`)"
         )
     w(
         f"- the scaling column is jobs/s at N processes ÷ jobs/s at 1 (medians; N would be "
@@ -521,8 +552,8 @@ def render(report: dict[str, Any]) -> list[str]:
     w("")
     w("`jobs per process`: how the last run's jobs fell to its processes.")
     w("")
-    on_cluster = [name for name in scaling["libs"] if name in CLUSTER_LIBS]
-    if "cluster" in scaling["targets"] and on_cluster:
+    on_cluster = scaling.get("on_cluster", [])
+    if on_cluster:
         w("On the cluster ÷ on the single node, same library and process count (jobs/s medians):")
         w("")
         w(
