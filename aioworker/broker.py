@@ -75,7 +75,7 @@ class Broker:
         self._options = options
         self._client: Client | None = None
         self._lock = asyncio.Lock()
-        self.scripts = Scripts(self._run_script)
+        self.scripts = Scripts(self._run_script, self._run_after_wait)
 
     @property
     def is_cluster(self) -> bool:
@@ -144,6 +144,45 @@ class Broker:
             return await client.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await client.eval(script.source, len(keys), *keys, *args)
+
+    async def _run_after_wait(
+        self,
+        wait_keys: Sequence[str],
+        timeout_s: float,
+        script: LuaScript,
+        keys: Sequence[str],
+        args: Sequence[Arg],
+    ) -> Any:
+        """BLPOP on ``wait_keys``, then the script, pipelined on one connection.
+
+        Redis holds a blocked client's later commands until the BLPOP returns, so the
+        script runs on the server the moment a token arrives (or the wait times out),
+        with no round trip in between: an idle worker starts a new job one round trip
+        after its enqueue.  The BLPOP's token is consumed either way.
+        """
+        client = self._client or await self.connect()
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.blpop(list(wait_keys), timeout=max(timeout_s, 0.001))
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            _, reply = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, NoScriptError):
+            await client.script_load(script.source)
+            return await self._run_script(script, keys, args)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def halt(self, key: str) -> None:
+        """Wake this worker's pipelined wait on ``key`` so that its fetch leases nothing.
+
+        Two tokens: the BLPOP takes one, and the fetch behind it sees the other.  The key
+        expires after a minute, by when the worker is long gone.
+        """
+        client = self._client or await self.connect()
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, 1, 1)
+            pipe.pexpire(key, 60_000)
+            await pipe.execute()
 
     # -- plain reads and waits -------------------------------------------------------
 

@@ -19,6 +19,10 @@ Key schema (``P`` is the prefix, ``aioworker`` by default; ``q`` the queue name)
     P:{q}:state          HASH    job id -> last checkpoint json
     P:{q}:errors         HASH    job id -> last error json
     P:{q}:wake           LIST    wake-up tokens for idle workers blocked in BLPOP
+    P:{q}:halt:<worker>  LIST    stop tokens for one worker's idle wait: its BLPOP listens on
+                                 wake and on this key, and the fetch pipelined behind the
+                                 BLPOP leases nothing while it holds a token (expires
+                                 after 60 s; see ``Broker.halt``)
     P:{q}:paused         STRING  present while the queue is paused (value: paused_at_ms)
     P:{q}:cancel         HASH    job id -> requested_ms: cancel requests for running jobs,
                                  polled by workers (see :mod:`aioworker.cancellation`)
@@ -179,6 +183,9 @@ class QueueKeys:
     @property
     def wake(self) -> str:
         return f"{self.base}:wake"
+
+    def halt(self, worker_id: str) -> str:
+        return f"{self.base}:halt:{worker_id}"
 
     @property
     def paused(self) -> str:

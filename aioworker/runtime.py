@@ -19,6 +19,7 @@ Shutdown phases are in :mod:`shutdown`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -81,6 +82,10 @@ class Runtime:
         self.queues = list(limits)
         self.keys = {q: QueueKeys(worker.prefix, q) for q in self.queues}
         self.burst = burst
+        # An idle wait holds its queue's free slots while it blocks (the fetch behind it
+        # must know how many jobs it may lease), so it is pipelined only when no other
+        # queue of this process competes for them.
+        self.pipelined_waits = total is None or len(self.queues) == 1
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._seq = itertools.count(1)
         self.running: dict[str, Running] = {}
@@ -140,6 +145,13 @@ class Runtime:
         await self.stop_services()
         for wait in self._waits.values():
             wait.cancel()
+        if self.pipelined_waits and self._fetchers:
+            # a wait pipelined with its fetch is woken, not cancelled: cancelling could
+            # drop the reply of a fetch that already leased jobs
+            halts = [self.broker.halt(k.halt(self.worker_id)) for k in self.keys.values()]
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):  # Redis unreachable: the waits are cancelled
+                    await asyncio.gather(*halts, return_exceptions=True)
         fetchers = list(self._fetchers.values())
         # a fetch script in flight finishes (its jobs are then run or requeued)
         done, pending = await asyncio.wait(fetchers, timeout=2.0) if fetchers else (set(), set())
@@ -156,7 +168,10 @@ class Runtime:
 
     async def _fetch_loop(self, queue: str) -> None:
         k = self.keys[queue]
+        halt = k.halt(self.worker_id)
         lease_ms = int(self.worker.lease_timeout_s * 1000)
+        wait_s: float | None = None  # set: block on the wake list first (idle)
+        timer: asyncio.TimerHandle | None = None
         while not self.stopping:
             n = await self.capacity.acquire(queue, MAX_FETCH)
             if self.stopping:
@@ -164,12 +179,17 @@ class Runtime:
                 return
             token = f"{self.worker_id}:{next(self._seq)}"
             try:
-                reply = await self.scripts.fetch(k, n, lease_ms, token)
+                reply = await self.scripts.fetch(k, n, lease_ms, token, halt=halt, wait_s=wait_s)
             except TRANSIENT_ERRORS as exc:
                 self.capacity.release(queue, n)
                 self.outage.down(exc)
+                wait_s = None
                 await asyncio.sleep(self.outage.retry_delay())
                 continue
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                    timer = None
             self.outage.up()
             self.capacity.release(queue, n - len(reply.jobs))
             if reply.recovered:
@@ -181,26 +201,32 @@ class Runtime:
                 )
             for fetched in reply.jobs:
                 self._start_job(queue, token, fetched)
+            wait_s = None
             if len(reply.jobs) == n:
                 continue  # there may be more: fetch again as soon as slots are free
             self._pending[queue] = (reply.pending, time.monotonic())
             if self.burst and self._burst_drained():
                 self.stopped.set()
                 return
-            wait_s = IDLE_WAIT_S
-            timer: asyncio.TimerHandle | None = None
+            idle_s = IDLE_WAIT_S
             if reply.next_due_ms >= 0:
                 due_s = max((reply.next_due_ms - reply.now_ms) / 1000, 0.001)
-                if due_s < wait_s:
+                if due_s < idle_s:
                     # Redis times out blocked clients only every 100 ms (hz 10): a local
                     # timer pushes a wake token right when the next job is due instead
                     timer = asyncio.get_running_loop().call_later(due_s, self._wake, k)
-                    wait_s = due_s + 0.1
+                    idle_s = due_s + 0.1
             if self.burst:
-                wait_s = min(wait_s, 0.05)
-            await self._wait_for_work(queue, k, wait_s)
+                idle_s = min(idle_s, 0.05)
+            if self.pipelined_waits:
+                wait_s = idle_s  # the next fetch blocks on the wake list first
+                if reply.jobs:
+                    await asyncio.sleep(0)  # let the jobs just leased start before that
+                continue
+            await self._wait_for_work(queue, k, idle_s)
             if timer is not None:
                 timer.cancel()
+                timer = None
 
     async def _wait_for_work(self, queue: str, k: QueueKeys, timeout_s: float) -> None:
         wait = asyncio.create_task(self.broker.wait_for_work(k, timeout_s))

@@ -179,3 +179,41 @@ async def test_broker_detects_a_single_node_is_not_a_cluster(redis_url: str, pre
         assert worker.client.broker.is_cluster is False
     finally:
         await worker.close()
+
+
+@pytest.mark.cluster
+async def test_an_idle_fetch_waits_and_fetches_in_one_round_trip_on_the_cluster(
+    redis_cluster_url: str, prefix: str
+) -> None:
+    from aioworker.broker import Broker
+    from aioworker.keys import QueueKeys
+
+    broker = Broker(redis_cluster_url)
+    await broker.connect()
+    assert broker.is_cluster
+    owners = _slot_owners(_port_of(redis_cluster_url))
+    payload = b'{"t":"tests.task","a":[],"k":{}}'
+    try:
+        for queue in _queues_one_per_node(owners, prefix).values():
+            k = QueueKeys(prefix, queue)
+            halt = k.halt("w1")
+            waiting = asyncio.create_task(
+                broker.scripts.fetch(k, 10, 60_000, "w1:1", halt=halt, wait_s=10.0)
+            )
+            await asyncio.sleep(0.2)
+            assert not waiting.done()
+            assert await broker.scripts.enqueue(k, [("a", payload, 0, 0)]) == [True]
+            reply = await asyncio.wait_for(waiting, 5.0)
+            assert [j.id for j in reply.jobs] == ["a"]
+
+            # a stopping worker's wait is woken and leases nothing
+            waiting = asyncio.create_task(
+                broker.scripts.fetch(k, 10, 60_000, "w1:2", halt=halt, wait_s=10.0)
+            )
+            await asyncio.sleep(0.2)
+            await broker.halt(halt)
+            reply = await asyncio.wait_for(waiting, 5.0)
+            assert reply.jobs == []
+    finally:
+        await broker.close()
+        await _delete_keys(sorted(set(owners.values())), prefix)

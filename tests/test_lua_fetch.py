@@ -327,3 +327,66 @@ async def test_grouped_ids_whose_record_was_deleted_are_dropped(kit: Kit) -> Non
     await kit.r.hdel(kit.k.jobs, "a0")
     assert await leased(kit, 5) == ["a1"]
     assert await kit.zset(kit.k.fair) == {}
+
+
+async def test_a_token_in_the_halt_list_stops_the_fetch_from_leasing(kit: Kit) -> None:
+    await kit.enqueue("a", "b")
+    halt = kit.k.halt("w1")
+    await kit.r.rpush(halt, 1)
+
+    reply = await kit.scripts.fetch(kit.k, 10, LEASE_MS, "w1:1", halt=halt)
+
+    assert reply.jobs == []
+    assert reply.pending == 2  # still there for the other workers
+    assert await kit.ready() == ["a", "b"]
+    assert await kit.hash(kit.k.attempts) == {}
+    assert await kit.hash(kit.k.leases) == {}
+
+
+async def test_a_fetch_that_waits_first_leases_what_the_waking_enqueue_added(kit: Kit) -> None:
+    halt = kit.k.halt("w1")
+    waiting = asyncio.create_task(
+        kit.scripts.fetch(kit.k, 10, LEASE_MS, "w1:1", halt=halt, wait_s=5.0)
+    )
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # blocked: nothing to fetch and no token yet
+
+    assert await kit.scripts.enqueue(kit.k, [("a", PAYLOAD, 0, 0)]) == [True]
+    reply = await asyncio.wait_for(waiting, 5.0)
+
+    assert [j.id for j in reply.jobs] == ["a"]
+    assert await kit.hash(kit.k.leases) == {"a": b"w1:1"}
+
+
+async def test_halt_wakes_a_waiting_fetch_which_then_leases_nothing(kit: Kit) -> None:
+    halt = kit.k.halt("w1")
+    waiting = asyncio.create_task(
+        kit.scripts.fetch(kit.k, 10, LEASE_MS, "w1:1", halt=halt, wait_s=30.0)
+    )
+    await asyncio.sleep(0.2)
+    # a job is ready (its wake token went to another worker), then this worker stops
+    await kit.r.hset(kit.k.jobs, "a", b"1|" + PAYLOAD)
+    await kit.r.rpush(kit.k.ready, "a")
+    await kit.broker.halt(halt)
+
+    reply = await asyncio.wait_for(waiting, 5.0)
+
+    assert reply.jobs == []
+    assert await kit.ready() == ["a"]
+    assert await kit.hash(kit.k.attempts) == {}
+    assert 0 < await kit.r.pttl(halt) <= 60_000  # the halt list goes away by itself
+
+
+async def test_a_waiting_fetch_whose_wait_times_out_still_fetches(kit: Kit) -> None:
+    # a job enqueued without a token (e.g. the token was taken by a worker that then
+    # found nothing) is still leased when the wait ends
+    await kit.enqueue("a")
+    reply = await kit.scripts.fetch(kit.k, 10, LEASE_MS, "w1:1", halt=kit.k.halt("w1"), wait_s=0.05)
+    assert [j.id for j in reply.jobs] == ["a"]
+
+
+async def test_a_waiting_fetch_loads_its_script_when_redis_lost_it(kit: Kit) -> None:
+    await kit.enqueue("a")
+    await kit.r.script_flush()
+    reply = await kit.scripts.fetch(kit.k, 10, LEASE_MS, "w1:1", halt=kit.k.halt("w1"), wait_s=0.05)
+    assert [j.id for j in reply.jobs] == ["a"]

@@ -2,7 +2,9 @@
 -- and returning jobs whose lease expired (their worker died) to the front of the queue.
 -- KEYS[1] ready LIST, KEYS[2] scheduled ZSET, KEYS[3] active ZSET, KEYS[4] jobs HASH,
 -- KEYS[5] attempts HASH, KEYS[6] leases HASH, KEYS[7] state HASH, KEYS[8] paused STRING,
--- KEYS[9] fair ZSET, KEYS[10] groups HASH, KEYS[11] group_of HASH
+-- KEYS[9] fair ZSET, KEYS[10] groups HASH, KEYS[11] group_of HASH, KEYS[12] (optional)
+-- this worker's halt LIST: while it holds a token the worker is stopping, so nothing is
+-- leased (the fetch may run right behind a BLPOP that a halt token woke)
 -- ARGV[1] max jobs to lease, ARGV[2] lease_ms, ARGV[3] lease token of this fetch
 -- returns {now_ms, next_due_ms or -1, pending, {recovered ids}, {id, record, attempts, state, ...}}
 --   next_due_ms: earliest scheduled run time or lease deadline, for the idle sleep (at most
@@ -20,7 +22,7 @@
 -- ``cap``; 0 = none) is passed over, looking at most 1000 such jobs per call.
 local ready, scheduled, active, jobs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local attempts, leases, state, paused = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local fair, groups, group_of = KEYS[9], KEYS[10], KEYS[11]
+local fair, groups, group_of, halt = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local max_jobs, lease_ms, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -86,6 +88,7 @@ local function lease(id, group)
 end
 
 local held_back = false
+if halt and redis.call('EXISTS', halt) == 1 then max_jobs = 0 end
 if max_jobs > 0 and redis.call('EXISTS', paused) == 0 then
   if not grouped then
     local ids = redis.call('LPOP', ready, max_jobs)
