@@ -17,11 +17,14 @@ from .registry import queues as register_queues
 from .scripts import EnqueueChunk, StatusReply
 from .tracing import trace_context
 
-__all__ = ("CHUNK_JOBS", "Client", "new_ids")
+__all__ = ("CHUNK_BYTES", "CHUNK_JOBS", "Client", "new_ids")
 
-#: Jobs per enqueue script call.  Each call is atomic and holds Redis for a few
-#: milliseconds at most, so a bulk enqueue never stalls other clients for long.
+#: Most jobs per enqueue script call.  Each call is atomic and holds Redis for a few
+#: milliseconds, so a bulk enqueue never stalls other clients for long.
 CHUNK_JOBS = 2000
+#: A call takes no more jobs once its payloads add up to this many bytes (large
+#: payloads: the call stays short, and far below Redis's 512 MB limit per argument).
+CHUNK_BYTES = 4 << 20
 
 
 class Client:
@@ -46,7 +49,8 @@ class Client:
         return k
 
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[JobHandle[Any]]:
-        """Enqueue jobs: script calls of up to :data:`CHUNK_JOBS` jobs, all queues at once.
+        """Enqueue jobs: script calls of up to :data:`CHUNK_JOBS` jobs (or
+        :data:`CHUNK_BYTES` of payloads), all queues at once.
 
         Every payload is encoded and checked before anything is sent.  The jobs of one
         queue go in order, one call per chunk, each chunk atomic.
@@ -71,7 +75,7 @@ class Client:
                 queue_chunks = chunks[queue] = [EnqueueChunk(self.keys(queue))]
                 order[queue] = []
             chunk = queue_chunks[-1]
-            if len(chunk) == CHUNK_JOBS:
+            if len(chunk.ids) >= CHUNK_JOBS or chunk.payload_bytes >= CHUNK_BYTES:
                 chunk = EnqueueChunk(self.keys(queue))
                 queue_chunks.append(chunk)
             order[queue].append(n)

@@ -45,11 +45,6 @@ class LuaScript:
 
 Arg = str | bytes | int | float
 Runner = Callable[[LuaScript, Sequence[str], Sequence[Arg]], Awaitable[Any]]
-#: Runs a script right behind a BLPOP on the same connection: (wait keys, timeout_s,
-#: script, keys, args) -> the script's reply.
-WaitRunner = Callable[
-    [Sequence[str], float, LuaScript, Sequence[str], Sequence[Arg]], Awaitable[Any]
-]
 
 
 class EnqueueItem(NamedTuple):
@@ -63,8 +58,7 @@ class EnqueueItem(NamedTuple):
     :ivar extend: debounce: push the pending job's run time back on each enqueue.
     :ivar max_wait_ms: debounce: latest run time after the first enqueue (0 = none).
     :ivar fresh: the id was generated for this enqueue, so no job can have it yet: the
-        script skips looking for it (a job with a fresh id and no other option is
-        written in bulk with its neighbours).
+        script skips looking for it.
     """
 
     id: str
@@ -89,18 +83,23 @@ class EnqueueChunk:
     at once make each allocation slower).
     """
 
-    __slots__ = ("_k", "_keys", "_options", "_payloads", "_sizes", "ids")
+    __slots__ = ("_chosen", "_k", "_locks", "_options", "_payloads", "_sizes", "ids")
 
     def __init__(self, k: QueueKeys) -> None:
         self._k = k
         self.ids: list[str] = []
         self._payloads = bytearray()
-        self._sizes: list[int] = []  # byte lengths: id, payload, id, payload, ...
-        self._keys: list[str] = []  # result and lock keys of the jobs with options
+        self._sizes: list[str] = []  # per job: id and payload bytes, check, at_ms, delay_ms
+        self._chosen: list[str] = []  # the ids that are not fresh
+        self._locks: list[str] = []  # the unique lock keys
         self._options: list[Arg] = []
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def payload_bytes(self) -> int:
+        return len(self._payloads)
 
     def add(
         self,
@@ -120,27 +119,38 @@ class EnqueueChunk:
         ids = self.ids
         ids.append(job_id)
         self._payloads += payload
-        self._sizes += (len(job_id) if job_id.isascii() else len(job_id.encode()), len(payload))
-        if fresh and not (at_ms or delay_ms or group or unique_mode):
-            return  # a plain job: no options
-        if not fresh:
-            self._keys.append(self._k.result(job_id))
-        if unique_mode:
-            self._keys.append(self._k.unique(unique_key))
-        self._options += (len(ids), 0 if fresh else 1, at_ms, delay_ms, group, unique_mode)
-        self._options += (lock_ttl_ms, 1 if extend else 0, max_wait_ms)
+        id_size = len(job_id) if job_id.isascii() else len(job_id.encode())
+        if fresh and not (at_ms or delay_ms):
+            self._sizes.append(f"{id_size} {len(payload)} 0 0 0")
+        else:
+            # whole, non-negative numbers (the script reads digits only); a run time or
+            # delay below 0 means now, as 0 does
+            at_ms = int(at_ms) if at_ms > 0 else 0
+            delay_ms = int(delay_ms) if delay_ms > 0 else 0
+            check = 0 if fresh else 1
+            self._sizes.append(f"{id_size} {len(payload)} {check} {at_ms} {delay_ms}")
+            if not fresh:
+                self._chosen.append(job_id)
+        if group or unique_mode:
+            if unique_mode:
+                self._locks.append(self._k.unique(unique_key))
+            self._options += (len(ids), group, unique_mode, lock_ttl_ms)
+            self._options += (1 if extend else 0, max_wait_ms)
 
     def keys(self) -> list[str]:
         k = self._k
         keys = [k.ready, k.scheduled, k.jobs, k.wake, k.attempts, k.dead, k.fair, k.groups]
         keys.append(k.group_of)
-        keys += self._keys
+        keys += [k.result(job_id) for job_id in self._chosen]
+        keys += self._locks
         return keys
 
     def args(self) -> list[Arg]:
         ids = "".join(self.ids).encode()
-        args: list[Arg] = [ids, bytes(self._payloads), " ".join(map(str, self._sizes))]
-        args.append(len(self._options) // 9)
+        args: list[Arg] = [ids, bytes(self._payloads), " ".join(self._sizes) + " "]
+        args.append(len(self._chosen))
+        args += self._chosen
+        args.append(len(self._options) // 6)
         args += self._options
         return args
 
@@ -196,9 +206,8 @@ class Scripts:
         "status",
     )
 
-    def __init__(self, run: Runner, run_after_wait: WaitRunner | None = None) -> None:
+    def __init__(self, run: Runner) -> None:
         self._run = run
-        self._run_after_wait = run_after_wait
         self._lua = {name: LuaScript.load(name) for name in self.NAMES}
 
     def all(self) -> list[LuaScript]:
@@ -232,42 +241,19 @@ class Scripts:
     async def enqueue_chunk(self, chunk: EnqueueChunk) -> list[bool | str]:
         """Enqueue the jobs of a chunk in one call; returns like :meth:`enqueue_items`."""
         flags, *holders = await self._run(self._lua["enqueue"], chunk.keys(), chunk.args())
+        if isinstance(flags, str):  # a client that decodes replies
+            flags = flags.encode()
         if flags.count(b"1") == len(flags):
             return [True] * len(flags)
         held = iter(holders)
         return [_s(next(held)) if f == _HELD else f == _CREATED for f in flags]
 
-    async def fetch(
-        self,
-        k: QueueKeys,
-        max_jobs: int,
-        lease_ms: int,
-        token: str,
-        *,
-        halt: str | None = None,
-        wait_s: float | None = None,
-    ) -> FetchReply:
-        """Lease up to ``max_jobs`` jobs.
-
-        :param halt: this worker's halt list (``QueueKeys.halt``): nothing is leased
-            while it holds a token.
-        :param wait_s: first block up to this long for a token on the queue's wake list
-            or on ``halt``, in the same round trip (the fetch runs on the server as soon
-            as the BLPOP returns); needs ``halt``.
-        """
+    async def fetch(self, k: QueueKeys, max_jobs: int, lease_ms: int, token: str) -> FetchReply:
         keys = [k.ready, k.scheduled, k.active, k.jobs, k.attempts, k.leases, k.state, k.paused]
         keys += [k.fair, k.groups, k.group_of]
-        if halt is not None:
-            keys.append(halt)
-        args: list[Arg] = [max_jobs, lease_ms, token]
-        if wait_s is None:
-            reply = await self._run(self._lua["fetch"], keys, args)
-        else:
-            if halt is None or self._run_after_wait is None:
-                raise ValueError("a fetch that waits first needs a halt key and a wait runner")
-            waits = [k.wake, halt]
-            reply = await self._run_after_wait(waits, wait_s, self._lua["fetch"], keys, args)
-        now, next_due, pending, recovered, flat = reply
+        now, next_due, pending, recovered, flat = await self._run(
+            self._lua["fetch"], keys, [max_jobs, lease_ms, token]
+        )
         jobs = [
             FetchedJob(_s(flat[i]), flat[i + 1], int(flat[i + 2]), flat[i + 3])
             for i in range(0, len(flat), 4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Concatenate, Generic, ParamSpec, TypeVar
 
@@ -119,31 +119,24 @@ class Task(Generic[P, R]):
             raise ValueError("give either delay or at, not both")
         if retries is not None and retries < 0:
             raise ValueError("retries must be >= 0")
-        opts = replace(
-            self._opts,
-            job_id=job_id if job_id is not None else self._opts.job_id,
-            delay_ms=to_ms(delay) if delay is not None else self._opts.delay_ms,
-            at_ms=datetime_to_ms(at) if at is not None else self._opts.at_ms,
-            queue=queue if queue is not None else self._opts.queue,
-            retries=retries if retries is not None else self._opts.retries,
-            timeout_s=to_seconds(timeout) if timeout is not None else self._opts.timeout_s,
-            unique=as_policy(unique) if unique is not None else self._opts.unique,
-            group=check_group(group) if group is not None else self._opts.group,
+        o = self._opts
+        opts = EnqueueOptions(
+            job_id=job_id if job_id is not None else o.job_id,
+            delay_ms=to_ms(delay) if delay is not None else o.delay_ms,
+            at_ms=datetime_to_ms(at) if at is not None else o.at_ms,
+            queue=queue if queue is not None else o.queue,
+            retries=retries if retries is not None else o.retries,
+            timeout_s=to_seconds(timeout) if timeout is not None else o.timeout_s,
+            unique=as_policy(unique) if unique is not None else o.unique,
+            group=check_group(group) if group is not None else o.group,
         )
-        return Task(
-            self.worker,
-            self.fn,
-            name=self.name,
-            queue=self.queue,
-            retries=self.retries,
-            timeout_s=self.timeout_s,
-            backoff=self.backoff,
-            interruptible=self.interruptible,
-            gates=self.gates,
-            opts=opts,
-            unique=self.unique,
-            group=self.group,
-        )
+        # a copy of this task with other options (cheap: no signature to inspect again,
+        # as a bulk enqueue may call options() once per job)
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.gates = list(self.gates)
+        clone._opts = opts
+        return clone
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> JobSpec:
         """A job spec for :meth:`Worker.enqueue_many` (nothing is sent yet).

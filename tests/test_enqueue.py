@@ -24,6 +24,7 @@ from aioworker import (
     ResultTimeout,
     UnknownTaskError,
 )
+from aioworker import client as client_module
 from aioworker.client import CHUNK_JOBS, new_ids
 from aioworker.keys import QueueKeys
 from tests.scriptkit import raw_bytes
@@ -438,3 +439,26 @@ async def test_call_accepts_exactly_the_arguments_the_function_does(
     else:
         spec = task.call(*args, **kwargs)
         assert (spec.args, spec.kwargs) == (args, kwargs)
+
+
+async def test_large_payloads_are_split_into_more_calls_by_their_bytes(
+    make_worker: MakeWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = make_worker()
+
+    @w.task()
+    async def store(ctx: JobContext, blob: str) -> None:
+        return None
+
+    monkeypatch.setattr(client_module, "CHUNK_BYTES", 3_000)
+    await w.client.register_queues(["default"])
+    await store.enqueue("warm-up")  # the script is loaded: later calls are all EVALSHA
+    before = (await w.client.broker.command_stats()).get("evalsha", 0)
+
+    # each payload is about 1,000 bytes, so a call closes after its third job
+    handles = await w.enqueue_many([store.call(f"{n:03}" + "x" * 1_000) for n in range(10)])
+
+    after = (await w.client.broker.command_stats()).get("evalsha", 0)
+    assert after - before == 4  # 3 + 3 + 3 + 1 jobs
+    assert all(h.created for h in handles)
+    assert (await w.client.counts("default"))["ready"] == 11

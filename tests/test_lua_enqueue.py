@@ -371,3 +371,38 @@ async def test_an_empty_call_changes_nothing(kit: Kit) -> None:
     before = await kit.snapshot()
     assert await kit.scripts.enqueue_items(kit.k, []) == []
     assert await kit.snapshot() == before
+
+
+async def test_a_chosen_id_repeated_in_one_call_is_created_once_across_bulk_writes(
+    kit: Kit,
+) -> None:
+    ids = [f"c{i}" for i in range(1_500)]  # the bulk is written after the first 1000
+    items = [item(i) for i in ids]
+    items += [item("c10"), item("c1200"), unique("u", "start"), item("c1499"), fresh("f")]
+    reply = await kit.scripts.enqueue_items(kit.k, items)
+    assert reply == [True] * 1_500 + [False, False, True, False, True]
+    assert await kit.ready() == [*ids, "u", "f"]
+    assert len(await kit.hash(kit.k.jobs)) == 1_502
+
+
+async def test_chosen_ids_are_looked_up_against_jobs_results_and_the_call_itself(
+    kit: Kit,
+) -> None:
+    await kit.enqueue("queued")
+    await kit.r.set(kit.k.result("finished"), b"1|{}", px=60_000)
+    assert await kit.scripts.enqueue_items(kit.k, [unique("holder", "success")]) == [True]
+    reply = await kit.scripts.enqueue_items(
+        kit.k,
+        [
+            item("finished"),
+            item("new1"),
+            item("queued"),
+            unique("x", "success"),  # its key is held: x is not created ...
+            item("x"),  # ... so this x is
+            item("new1"),
+            fresh("f"),
+        ],
+    )
+    assert reply == [False, True, False, "holder", True, False, True]
+    assert await kit.ready() == ["queued", "holder", "new1", "x", "f"]
+    assert await kit.r.exists(kit.k.jobs) and not await kit.r.hexists(kit.k.jobs, "finished")
