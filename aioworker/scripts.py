@@ -45,6 +45,11 @@ class LuaScript:
 
 Arg = str | bytes | int | float
 Runner = Callable[[LuaScript, Sequence[str], Sequence[Arg]], Awaitable[Any]]
+#: Runs a script right behind a BLPOP on the same connection: (wait keys, timeout_s,
+#: script, keys, args) -> the script's reply.
+WaitRunner = Callable[
+    [Sequence[str], float, LuaScript, Sequence[str], Sequence[Arg]], Awaitable[Any]
+]
 
 
 class EnqueueItem(NamedTuple):
@@ -206,8 +211,9 @@ class Scripts:
         "status",
     )
 
-    def __init__(self, run: Runner) -> None:
+    def __init__(self, run: Runner, run_after_wait: WaitRunner | None = None) -> None:
         self._run = run
+        self._run_after_wait = run_after_wait
         self._lua = {name: LuaScript.load(name) for name in self.NAMES}
 
     def all(self) -> list[LuaScript]:
@@ -248,12 +254,37 @@ class Scripts:
         held = iter(holders)
         return [_s(next(held)) if f == _HELD else f == _CREATED for f in flags]
 
-    async def fetch(self, k: QueueKeys, max_jobs: int, lease_ms: int, token: str) -> FetchReply:
+    async def fetch(
+        self,
+        k: QueueKeys,
+        max_jobs: int,
+        lease_ms: int,
+        token: str,
+        *,
+        halt: str | None = None,
+        wait_s: float | None = None,
+    ) -> FetchReply:
+        """Lease up to ``max_jobs`` jobs.
+
+        :param halt: this worker's halt list (``QueueKeys.halt``): nothing is leased
+            while it holds a token.
+        :param wait_s: first block up to this long for a token on the queue's wake list
+            or on ``halt``, in the same round trip (the fetch runs on the server as soon
+            as the BLPOP returns); needs ``halt``.
+        """
         keys = [k.ready, k.scheduled, k.active, k.jobs, k.attempts, k.leases, k.state, k.paused]
         keys += [k.fair, k.groups, k.group_of]
-        now, next_due, pending, recovered, flat = await self._run(
-            self._lua["fetch"], keys, [max_jobs, lease_ms, token]
-        )
+        if halt is not None:
+            keys.append(halt)
+        args: list[Arg] = [max_jobs, lease_ms, token]
+        if wait_s is None:
+            reply = await self._run(self._lua["fetch"], keys, args)
+        else:
+            if halt is None or self._run_after_wait is None:
+                raise ValueError("a fetch that waits first needs a halt key and a wait runner")
+            waits = [k.wake, halt]
+            reply = await self._run_after_wait(waits, wait_s, self._lua["fetch"], keys, args)
+        now, next_due, pending, recovered, flat = reply
         jobs = [
             FetchedJob(_s(flat[i]), flat[i + 1], int(flat[i + 2]), flat[i + 3])
             for i in range(0, len(flat), 4)
