@@ -60,10 +60,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The scaling scenario's options of ``python -m bench.run``."""
     group = parser.add_argument_group("scaling scenario")
     group.add_argument(
+        "--scaling-libs",
+        nargs="+",
+        default=list(LIBS),
+        help=f"libraries of the scaling scenario, among --libs ({' '.join(LIBS)})",
+    )
+    group.add_argument(
         "--scaling-workloads",
         nargs="+",
-        default=["noop"],
-        help="noop (CPU-bound), io (bound by concurrency per process); default noop",
+        default=list(WORKLOADS),
+        help="noop (CPU-bound), io (bound by the concurrency per process); default both",
+    )
+    group.add_argument(
+        "--scaling-peers-io",
+        action="store_true",
+        help="run the peers' io workload too (by default only aioworker's runs)",
     )
     group.add_argument(
         "--scaling-workers",
@@ -73,13 +84,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="worker process counts (1 2 4)",
     )
     group.add_argument(
-        "--scaling-jobs", type=int, default=None, help="aioworker jobs per run (20000)"
+        "--scaling-jobs", type=int, default=None, help="aioworker's noop jobs per run (20000)"
     )
     group.add_argument(
         "--scaling-peer-jobs",
         type=int,
         default=None,
-        help="jobs per run for the peers, which run 3-12x slower (4000)",
+        help="the peers' noop jobs per run; they run 3-12x slower (3000)",
+    )
+    group.add_argument(
+        "--scaling-io-jobs", type=int, default=None, help="io jobs per run, every library (4000)"
     )
     group.add_argument("--scaling-repeats", type=int, default=None, help="repeats (as --repeats)")
     group.add_argument("--scaling-noop-concurrency", type=int, default=1000)
@@ -109,12 +123,15 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     for name in args.scaling_workloads:
         if name not in WORKLOADS:
             parser.error(f"unknown scaling workload {name!r}; choose from {', '.join(WORKLOADS)}")
+    args.scaling_libs = [x for item in args.scaling_libs for x in item.split(",") if x]
     if any(n < 1 for n in args.scaling_workers):
         parser.error("--scaling-workers must be at least 1")
     if args.scaling_jobs is None:
         args.scaling_jobs = 4_000 if args.quick else 20_000
     if args.scaling_peer_jobs is None:
-        args.scaling_peer_jobs = 1_000 if args.quick else 4_000
+        args.scaling_peer_jobs = 1_000 if args.quick else 3_000
+    if args.scaling_io_jobs is None:
+        args.scaling_io_jobs = 1_000 if args.quick else 4_000
     if args.scaling_repeats is None:
         args.scaling_repeats = args.repeats
 
@@ -261,7 +278,7 @@ def run(
 ) -> dict[str, Any]:
     """Run the scaling scenario: every library x workload x process count, repeated.
 
-    :param libs: the libraries of the whole bench; those in :data:`LIBS` run.
+    :param libs: the libraries of the whole bench; those also in ``--scaling-libs`` run.
     :param install_errors: libraries that did not install (recorded as failed).
     :param url: the single private node, shared with the other scenarios.
     :returns: the ``scaling`` part of ``RESULTS.json``.
@@ -269,7 +286,7 @@ def run(
     from bench import run as bench
 
     started = time.monotonic()
-    names = [name for name in libs if name in LIBS]
+    names = [name for name in libs if name in args.scaling_libs]
     on_cluster = [
         name
         for name in names
@@ -279,8 +296,20 @@ def run(
     runs: list[dict[str, Any]] = []
     retried = 0
     jobs = {
-        name: args.scaling_jobs if name == bench.SUBJECT else args.scaling_peer_jobs
-        for name in names
+        "noop": {
+            name: args.scaling_jobs if name == bench.SUBJECT else args.scaling_peer_jobs
+            for name in names
+        },
+        "io": {name: args.scaling_io_jobs for name in names},
+    }
+    # which libraries run each workload
+    plan = {
+        workload: [
+            name
+            for name in names
+            if workload == "noop" or name == bench.SUBJECT or args.scaling_peers_io
+        ]
+        for workload in args.scaling_workloads
     }
     concurrency = {"noop": args.scaling_noop_concurrency, "io": args.scaling_io_concurrency}
     with contextlib.ExitStack() as stack:
@@ -290,9 +319,9 @@ def run(
             print(f"private cluster at {targets['cluster'][0]}", flush=True)
         total = args.scaling_repeats
         for repeat in range(total):
-            for workload in args.scaling_workloads:
-                shift = repeat % len(names)
-                for name in names[shift:] + names[:shift]:
+            for workload, those in plan.items():
+                shift = repeat % len(those)
+                for name in those[shift:] + those[:shift]:
                     for target in targets:
                         if target == "cluster" and name not in on_cluster:
                             continue
@@ -311,7 +340,8 @@ def run(
                             retries = args.retries if in_budget else 0
                             for attempt in range(1 + retries):
                                 result = _run_one(
-                                    args, name, workload, jobs[name], concurrency[workload],
+                                    args, name, workload, jobs[workload][name],
+                                    concurrency[workload],
                                     workers, *targets[target], in_budget,
                                 )  # fmt: skip
                                 if (
@@ -326,6 +356,7 @@ def run(
     return {
         "elapsed_s": round(time.monotonic() - started, 1),
         "libs": names,
+        "plan": plan,
         "workloads": list(args.scaling_workloads),
         "workers": list(args.scaling_workers),
         "targets": list(targets),
@@ -467,24 +498,39 @@ def render(report: dict[str, Any]) -> list[str]:
         "largest process's, Redis CPU is summed over the cluster's masters."
     )
     w("")
-    shown_jobs = f"{jobs.get(bench.SUBJECT, 0):,} jobs per run for aioworker"
-    if peers:
-        shown_jobs += (
-            f", {jobs[peers[0]]:,} for the peers (each of them runs 3-12x slower per process, "
-            "so the same count would take most of the bench's time)"
-        )
-    w(f"- jobs: {shown_jobs}")
-    if "noop" in scaling["workloads"]:
+    plan = scaling.get("plan", {wl: scaling["libs"] for wl in scaling["workloads"]})
+
+    def counts(workload: str) -> str:
+        per_lib = jobs[workload]
+        mine = per_lib.get(bench.SUBJECT)
+        others = sorted({per_lib[name] for name in plan[workload] if name != bench.SUBJECT})
+        if mine is not None and others == [mine]:
+            return f"{mine:,} jobs per run for every library"
+        text = f"{mine:,} jobs per run for aioworker" if mine is not None else ""
+        if others:
+            text += (", " if text else "") + "/".join(f"{n:,}" for n in others)
+            text += " for the peers"
+        return text
+
+    if "noop" in plan:
         w(
             f"- noop: no-op jobs at concurrency {conc['noop']:,} per process, the CPU-bound "
-            "case: one process is already limited by the CPU it and Redis use"
+            f"case: one process is already limited by the CPU it and Redis use; "
+            f"{counts('noop')} (the peers run 3-12x slower per process, so the same count "
+            "would take most of the bench's time)"
         )
-    if "io" in scaling["workloads"]:
+    if "io" in plan:
+        skipped = [name for name in scaling["libs"] if name not in plan["io"]]
         w(
             f"- io: jobs of `await asyncio.sleep(0.05)` at concurrency {conc['io']:,} per "
             f"process, so one process is bound by its concurrency (at most "
             f"{conc['io'] / 0.05:,.0f} jobs/s) and more processes add throughput linearly "
-            "until the CPU runs out"
+            f"until the CPU runs out; {counts('io')}"
+            + (
+                f"; {', '.join(skipped)} ran noop only (`--scaling-peers-io` adds their io runs)"
+                if skipped
+                else ""
+            )
         )
     w(
         f"- **this machine has {nproc} cores, and Redis runs on the same cores**: on CPU-bound "
@@ -516,9 +562,9 @@ def render(report: dict[str, Any]) -> list[str]:
         )
     if "streaq" in peers:
         w(
-            "- streaq's processes each take up to concurrency + prefetch jobs (2,000 here) "
-            "at once, so the first process to start may take most of a run's jobs (see "
-            "`jobs per process`)"
+            "- each streaq process takes up to twice its concurrency in jobs at once "
+            "(concurrency + default prefetch), so the first process to start may take most "
+            "of a run's jobs (see `jobs per process`)"
         )
     w(
         f"- the scaling column is jobs/s at N processes ÷ jobs/s at 1 (medians; N would be "
