@@ -5,13 +5,13 @@ scenarios, with ``--workers N``: the producer enqueues, starts N worker
 processes, says go to all of them and stops the clock when the counts the
 processes report add up to the job count (``bench/libs/_harness.py``).
 
-* ``noop`` (on by default): no-op jobs at concurrency 1,000 per process, the
-  CPU-bound case. On a 2-core machine where Redis shares the cores, 4
-  processes cannot beat 2 here.
-* ``io`` (``--scaling-workloads noop io``): jobs of ``await
-  asyncio.sleep(0.05)`` at a low concurrency per process (100), so one
-  process is bound by its concurrency, not by the CPU, and adding processes
-  should add throughput linearly until the CPU runs out.
+* ``noop``: no-op jobs at concurrency 1,000 per process, the CPU-bound case.
+  On a 2-core machine where Redis shares the cores, 4 processes cannot beat 2
+  here.
+* ``io``: jobs of ``await asyncio.sleep(0.05)`` at a low concurrency per
+  process (100), so one process is bound by its concurrency, not by the CPU,
+  and adding processes should add throughput linearly until the CPU runs
+  out. aioworker only by default; ``--scaling-peers-io`` adds the peers.
 
 Each workload runs on the single private node, and aioworker's on a private
 Redis Cluster of three masters without replicas too. streaq and taskiq-redis
@@ -101,8 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--scaling-budget",
         type=float,
-        default=6.0,
-        help="minutes after which scaling runs are no longer run again when disturbed",
+        default=4.0,
+        help="minutes after which scaling runs no longer wait for quiet or run again",
     )
     group.add_argument(
         "--scaling-cluster-peers",
@@ -319,40 +319,36 @@ def run(
             print(f"private cluster at {targets['cluster'][0]}", flush=True)
         total = args.scaling_repeats
         for repeat in range(total):
-            for workload, those in plan.items():
-                shift = repeat % len(those)
-                for name in those[shift:] + those[:shift]:
-                    for target in targets:
-                        if target == "cluster" and name not in on_cluster:
-                            continue
-                        for workers in args.scaling_workers:
-                            base = {
-                                "lib": name,
-                                "scenario": "scaling",
-                                "workload": workload,
-                                "target": target,
-                                "workers": workers,
-                            }
-                            if name in install_errors:
-                                runs.append({**base, "error": "not installed"})
-                                continue
-                            in_budget = time.monotonic() - started < args.scaling_budget * 60
-                            retries = args.retries if in_budget else 0
-                            for attempt in range(1 + retries):
-                                result = _run_one(
-                                    args, name, workload, jobs[workload][name],
-                                    concurrency[workload],
-                                    workers, *targets[target], in_budget,
-                                )  # fmt: skip
-                                if (
-                                    result["other_cores"] <= bench.DISTURBED_CORES
-                                    or "error" in result
-                                    or attempt >= retries
-                                ):
-                                    break
-                                retried += 1
-                            runs.append({**base, **result})
-                            _print_run(repeat, total, runs[-1])
+            for workload, name, target, workers in _order(
+                plan, repeat, list(targets), on_cluster, args.scaling_workers
+            ):
+                base = {
+                    "lib": name,
+                    "scenario": "scaling",
+                    "workload": workload,
+                    "target": target,
+                    "workers": workers,
+                }
+                if name in install_errors:
+                    runs.append({**base, "error": "not installed"})
+                    continue
+                # past the time budget, runs are taken as they come
+                in_budget = time.monotonic() - started < args.scaling_budget * 60
+                retries = args.retries if in_budget else 0
+                for attempt in range(1 + retries):
+                    wait_s = min(args.quiet_wait, QUIET_WAIT_S) if in_budget else 0
+                    if _quiet(wait_s, bench.QUIET_CORES) >= bench.QUIET_CORES:
+                        retries = attempt  # busy all through the wait: again would not help
+                    result = _run_one(
+                        args, name, jobs[workload][name], concurrency[workload], workers,
+                        base, *targets[target],
+                    )  # fmt: skip
+                    calm = result["other_cores"] <= bench.DISTURBED_CORES
+                    if calm or "error" in result or attempt >= retries:
+                        break
+                    retried += 1
+                runs.append(result)
+                _print_run(repeat, total, result)
     return {
         "elapsed_s": round(time.monotonic() - started, 1),
         "libs": names,
@@ -364,31 +360,49 @@ def run(
         "jobs": jobs,
         "concurrency": concurrency,
         "repeats": args.scaling_repeats,
+        "budget_min": args.scaling_budget,
         "retried": retried,
         "runs": runs,
     }
 
 
+def _order(
+    plan: dict[str, list[str]],
+    repeat: int,
+    targets: list[str],
+    on_cluster: list[str],
+    process_counts: list[int],
+) -> Iterator[tuple[str, str, str, int]]:
+    """(workload, library, target, processes) of one repeat; the libraries' order rotates."""
+    for workload, names in plan.items():
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            for target in targets:
+                if target == "single" or name in on_cluster:
+                    for workers in process_counts:
+                        yield workload, name, target, workers
+
+
 def _run_one(
     args: argparse.Namespace,
     name: str,
-    workload: str,
     jobs: int,
     concurrency: int,
     workers: int,
+    base: dict[str, Any],
     url: str,
     clients: list[redis.Redis],
-    in_budget: bool,
 ) -> dict[str, Any]:
+    """One run of ``workers`` processes on a flushed server, with the CPU around it."""
     from bench import run as bench
 
-    _quiet(min(args.quiet_wait, QUIET_WAIT_S) if in_budget else 0, bench.QUIET_CORES)
     _reset(clients)
     lib = bench.LIBS[name]
     lib = dataclasses.replace(lib, extra_args=(*lib.extra_args, "--workers", str(workers)))
     t0 = time.monotonic()
     cpu0 = (bench.machine_cpu_s(), bench.children_cpu_s(), _redis_cpu_s(clients))
-    result = bench.run_one(lib, workload, jobs, concurrency, url, args.timeout)
+    # the driver names the workload its scenario; the record keeps "scaling"
+    result = {**bench.run_one(lib, base["workload"], jobs, concurrency, url, args.timeout), **base}
     took = time.monotonic() - t0
     everything, ours, server = (
         bench.machine_cpu_s() - cpu0[0],
@@ -464,6 +478,11 @@ def _median(scaling: dict[str, Any], *row: str | int) -> float | None:
 
 def _ratio(top: float | None, bottom: float | None) -> str:
     return f"{top / bottom:.2f}x" if top and bottom else "n/a"
+
+
+def _budget(report: dict[str, Any]) -> str:
+    """The scaling budget the report ran with, in minutes."""
+    return f"{report.get('scaling', {}).get('budget_min', 4.0):g}"
 
 
 def render(report: dict[str, Any]) -> list[str]:
@@ -555,10 +574,15 @@ def render(report: dict[str, Any]) -> list[str]:
                 if left
                 else ""
             )
-            + "arq and saq have no Redis Cluster support. Each library keeps one queue, and a "
-            "queue's keys share one hash slot (aioworker, streaq) or are one key (taskiq), so "
-            "the work lands on one master: the cluster adds the cluster client's cost, not "
-            "capacity, to this workload"
+            + (
+                f"{' and '.join(unsupported)} {'has' if len(unsupported) == 1 else 'have'} "
+                "no Redis Cluster support. "
+                if (unsupported := [name for name in peers if name not in CLUSTER_LIBS])
+                else ""
+            )
+            + "Each library keeps one queue, and a queue's keys share one hash slot (aioworker, "
+            "streaq) or are one key (taskiq), so the work lands on one master: the cluster adds "
+            "the cluster client's cost, not capacity, to this workload"
         )
     if "streaq" in peers:
         w(
@@ -566,10 +590,17 @@ def render(report: dict[str, Any]) -> list[str]:
             "(concurrency + default prefetch), so the first process to start may take most "
             "of a run's jobs (see `jobs per process`)"
         )
+    disturbed = sum(
+        1
+        for r in scaling["runs"]
+        if "error" not in r and r.get("other_cores", 0) > bench.DISTURBED_CORES
+    )
     w(
         f"- the scaling column is jobs/s at N processes ÷ jobs/s at 1 (medians; N would be "
-        f"linear); {scaling.get('retried', 0)} run(s) were run again because other work on "
-        "the machine disturbed them"
+        f"linear); as in the other scenarios, a run that other work on the machine disturbed "
+        f"is run again while within the scenario's {_budget(report)}-minute budget: "
+        f"{scaling.get('retried', 0)} run(s) were run again, {disturbed} kept in the figures "
+        "were disturbed"
     )
     w("")
     w(
