@@ -19,8 +19,8 @@ support Redis Cluster as well: ``--scaling-cluster-peers`` runs them there
 (left out by default to keep the scenario within about five minutes); arq and
 saq have no cluster support. The cluster is started here and stopped by PID,
 with no persistence.
-Figures are medians with min-max over the repeats; the scaling column is
-jobs/s at N processes over jobs/s at 1 (medians), and the cluster column a
+Figures are medians with min-max over the repeats; ``÷ 1 process`` is jobs/s
+at N processes over jobs/s at 1 (medians), and ``cluster ÷ single node`` a
 library's jobs/s on the cluster over the single node's at the same N.
 """
 
@@ -596,7 +596,7 @@ def render(report: dict[str, Any]) -> list[str]:
         if "error" not in r and r.get("other_cores", 0) > bench.DISTURBED_CORES
     )
     w(
-        f"- the scaling column is jobs/s at N processes ÷ jobs/s at 1 (medians; N would be "
+        f"- `÷ 1 process` is jobs/s at N processes ÷ jobs/s at 1 (medians; N would be "
         f"linear); as in the other scenarios, a run that other work on the machine disturbed "
         f"is run again while within the scenario's {_budget(report)}-minute budget: "
         f"{scaling.get('retried', 0)} run(s) were run again, {disturbed} kept in the figures "
