@@ -184,6 +184,11 @@ class Broker:
             pipe.pexpire(key, 60_000)
             await pipe.execute()
 
+    async def unhalt(self, key: str) -> None:
+        """Remove a halt list once the wait it woke has returned."""
+        client = self._client or await self.connect()
+        await client.delete(key)
+
     # -- plain reads and waits -------------------------------------------------------
 
     async def wait_for_work(self, k: QueueKeys, timeout_s: float) -> bool:

@@ -26,6 +26,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .acker import Durable
@@ -96,6 +97,7 @@ class Runtime:
         self.durable = Durable(self.outage.down, self.outage.up)
         self._fetchers: dict[str, asyncio.Task[None]] = {}
         self._waits: dict[str, asyncio.Task[bool]] = {}
+        self._idle: set[str] = set()  # queues whose fetch waits on the wake list first
         self._heartbeat: asyncio.Task[None] | None = None
         self._pending: dict[str, tuple[int, float]] = {}
         self._idle_since = time.monotonic()
@@ -145,19 +147,24 @@ class Runtime:
         await self.stop_services()
         for wait in self._waits.values():
             wait.cancel()
-        if self.pipelined_waits and self._fetchers:
-            # a wait pipelined with its fetch is woken, not cancelled: cancelling could
-            # drop the reply of a fetch that already leased jobs
-            halts = [self.broker.halt(k.halt(self.worker_id)) for k in self.keys.values()]
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):  # Redis unreachable: the waits are cancelled
-                    await asyncio.gather(*halts, return_exceptions=True)
+        # a wait pipelined with its fetch is woken, not cancelled: cancelling could drop
+        # the reply of a fetch that already leased jobs
+        halted = [self.keys[q].halt(self.worker_id) for q in self._idle]
+        if halted:
+            await self._halt_calls(self.broker.halt, halted)
         fetchers = list(self._fetchers.values())
         # a fetch script in flight finishes (its jobs are then run or requeued)
         done, pending = await asyncio.wait(fetchers, timeout=2.0) if fetchers else (set(), set())
         for t in pending:
             t.cancel()
         del done
+        if halted:
+            await self._halt_calls(self.broker.unhalt, halted)
+
+    async def _halt_calls(self, call: Callable[[str], Awaitable[None]], keys: list[str]) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):  # Redis unreachable: the waits are cancelled
+                await asyncio.gather(*(call(key) for key in keys), return_exceptions=True)
 
     async def stop_heartbeat(self) -> None:
         if self._heartbeat is not None:
@@ -178,6 +185,8 @@ class Runtime:
                 self.capacity.release(queue, n)
                 return
             token = f"{self.worker_id}:{next(self._seq)}"
+            if wait_s is not None:
+                self._idle.add(queue)
             try:
                 reply = await self.scripts.fetch(k, n, lease_ms, token, halt=halt, wait_s=wait_s)
             except TRANSIENT_ERRORS as exc:
@@ -187,6 +196,7 @@ class Runtime:
                 await asyncio.sleep(self.outage.retry_delay())
                 continue
             finally:
+                self._idle.discard(queue)
                 if timer is not None:
                     timer.cancel()
                     timer = None
