@@ -57,7 +57,7 @@ from typing import Any
 
 import redis
 
-from bench import peers, scaling
+from bench import peers, scaling, scaling_report
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -731,7 +731,7 @@ def render(report: dict[str, Any]) -> str:
                 "of it (medians)."
             )
         w("")
-    lines += scaling.render(report)
+    lines += scaling_report.render(report)
     failures = [(lib, sc, r) for (lib, sc), rs in runs.items() for r in rs if "error" in r]
     if install_errors or failures:
         w("## Failures")
@@ -1094,7 +1094,7 @@ def write_report(report: dict[str, Any], output: Path) -> None:
     """Print the table, then write the report as Markdown and as JSON beside it."""
     print()
     print_table(report["libs"], report["scenarios"], group_runs(report))
-    scaling.print_table(report)
+    scaling_report.print_table(report)
     output.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     output.write_text(render(report))
     print(f"\nwrote {output} and {output.with_suffix('.json').name}")
