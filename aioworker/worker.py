@@ -349,7 +349,8 @@ class Worker:
     # -- producer --------------------------------------------------------------------
 
     async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[JobHandle[Any]]:
-        """Enqueue many jobs in one round trip per queue (build specs with ``Task.call``)."""
+        """Enqueue many jobs, one script call per queue and up to 2,000 jobs (build specs with
+        ``Task.call``): each call is atomic, the whole enqueue is not one transaction."""
         return await self.client.enqueue(specs)
 
     async def enqueue(

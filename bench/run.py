@@ -145,7 +145,7 @@ LIBS: dict[str, Lib] = {
 # What a reader needs to know to read each library's figures (seen with the versions
 # the report lists; check them again when a peer's version changes).
 NOTES = {
-    "aioworker": "one Lua call enqueues the whole batch; jobs are leased, acknowledged "
+    "aioworker": "one Lua call enqueues up to 2,000 jobs; jobs are leased, acknowledged "
     "and their results kept (result_ttl), like a production setup. Installed in its own "
     "virtualenv from the measured source with its runtime dependencies only (no extras), "
     "like the peers. In the pickup scenario the worker runs as deployed (no burst) and "

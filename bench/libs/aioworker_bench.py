@@ -1,6 +1,6 @@
 """aioworker under the shared benchmark driver.
 
-The producer uses ``Worker.enqueue_many`` (one round trip per queue); the
+The producer uses ``Worker.enqueue_many`` (script calls of up to 2,000 jobs); the
 worker runs in burst mode with the queue's concurrency from ``queues=``.
 It runs in the project's own interpreter.
 """
@@ -84,7 +84,7 @@ def build(opts: _harness.Options) -> _harness.Library:
             "queues": {"default": opts.concurrency},
             "burst": opts.scenario != "pickup",
             "other": "defaults (retries=3, lease_timeout=10 s, result_ttl=1 day)",
-            "enqueue": "Worker.enqueue_many (one round trip per queue)",
+            "enqueue": "Worker.enqueue_many (one script call per 2,000 jobs)",
             "loop": "uvloop",
         },
         enqueue=enqueue,
