@@ -57,7 +57,7 @@ from typing import Any
 
 import redis
 
-from bench import peers, scaling, scaling_report
+from bench import peers, scaling, scaling_report, targets
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -731,6 +731,7 @@ def render(report: dict[str, Any]) -> str:
                 "of it (medians)."
             )
         w("")
+    lines += targets.render(targets.as_summary(summaries, SUBJECT), _num)
     lines += scaling_report.render(report)
     failures = [(lib, sc, r) for (lib, sc), rs in runs.items() for r in rs if "error" in r]
     if install_errors or failures:
