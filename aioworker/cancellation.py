@@ -148,10 +148,10 @@ class CancelWatcher:
                     or job_id not in self._inside
                     or not run.executing
                     or run.task is None
-                    or run.extra.get("cancel")
+                    or run.cancel
                 ):
                     continue
-                run.extra["cancel"] = True
+                run.cancel = True
                 run.task.cancel()
                 n += 1
                 log.warning(

@@ -56,7 +56,7 @@ class OutcomeWriter:
                 dumps(run.task_name),
                 outcome.value,
             )
-            batch = run.extra.get("batch", "")
+            batch = run.batch
             ok = await self.ackers[run.queue].ack((job, run.token, result, batch))
         elif outcome.kind == "retry":
             err = dumps(outcome.error)
@@ -97,7 +97,7 @@ class OutcomeWriter:
                     w.result_ttl_ms,
                     w.dead_max,
                     w.dead_ttl_ms,
-                    run.extra.get("batch", ""),
+                    run.batch,
                 ),
             )
             joblog.error(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from .context import JobContext
 from .extensions import Gate
@@ -49,4 +48,9 @@ class Running:
     lease_lost: bool = False
     abandoned: bool = False
     outcome: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    batch: str = ""  # the batch a child job belongs to, for its outcome's outbox entry
+    cancel: bool = False  # an operator asked to cancel this run
+
+    def cancel_requested(self) -> bool:
+        """True once an operator asked to cancel this run (see :mod:`cancellation`)."""
+        return self.cancel

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -272,7 +273,7 @@ class Runtime:
     def _start_job(self, queue: str, token: str, fetched: FetchedJob) -> None:
         run = Running(queue, fetched.id, "?", token, fetched.attempt, time.monotonic())
         self.running[fetched.id] = run
-        run.task = asyncio.create_task(self._job_main(run, fetched))
+        run.task = asyncio.create_task(self._job_main(run, fetched), name=fetched.id)
 
     async def _job_main(self, run: Running, fetched: FetchedJob) -> None:
         k = self.keys[run.queue]
@@ -311,7 +312,7 @@ class Runtime:
             return Outcome("dead", error=err)
         run.task_name = body["t"]
         batch = body.get("b")  # a batch child's outcome also goes to the batch outbox
-        run.extra["batch"] = batch if isinstance(batch, str) else ""
+        run.batch = batch if isinstance(batch, str) else ""
         task = self.worker.tasks.get(body["t"])
         if task is None:
             known = ", ".join(sorted(self.worker.tasks)) or "none"
@@ -349,7 +350,7 @@ class Runtime:
             max_attempts=max_attempts,
             enqueued_ms=enqueued_ms,
             state=fetched.state,
-            saver=lambda blob: self._checkpoint(run, k, blob),
+            saver=functools.partial(self._checkpoint, k, run.job_id, run.token),
             shutting_down=self.shutting_down,
             payload=body,
         )
@@ -396,7 +397,7 @@ class Runtime:
             max_attempts=max_attempts,
             timeout_s=timeout,
             shutting_down=self.shutting_down,
-            cancel_requested=lambda: bool(run.extra.get("cancel")),
+            cancel_requested=run.cancel_requested,
         )
         return outcome
 
@@ -414,10 +415,13 @@ class Runtime:
                     extra=self.outcomes.extra(run, "gate_error", type(exc).__name__),
                 )
 
-    async def _checkpoint(self, run: Running, k: QueueKeys, blob: bytes) -> bool:
+    async def _checkpoint(self, k: QueueKeys, job_id: str, token: str, blob: bytes) -> bool:
+        # the job's id and token, not its Running: the Running holds the JobContext that
+        # holds this saver, and such a cycle leaves every finished job to the cyclic
+        # garbage collector
         ok = await self.durable(
-            f"checkpoint job {run.job_id}",
-            lambda: self.scripts.checkpoint(k, run.job_id, run.token, blob),
+            f"checkpoint job {job_id}",
+            lambda: self.scripts.checkpoint(k, job_id, token, blob),
         )
         return bool(ok)
 

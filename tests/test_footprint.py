@@ -13,8 +13,6 @@ import sys
 import tracemalloc
 from typing import Any
 
-import pytest
-
 from aioworker import JobContext, Worker
 from aioworker.executor import Outcome, execute
 from aioworker.running import Running
@@ -122,11 +120,6 @@ async def test_fresh_contexts_do_not_share_steps_or_cursors() -> None:
     assert not fresh("d").is_resumption
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a JobContext's checkpoint saver closes over the job's Running, which holds the "
-    "JobContext: every finished job waits for the cyclic garbage collector",
-)
 async def test_finished_jobs_are_freed_without_the_cyclic_collector(
     redis_url: str, prefix: str
 ) -> None:
