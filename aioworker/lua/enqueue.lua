@@ -190,8 +190,8 @@ if created > 0 then
   -- a worker too, so it can shorten its sleep to the new due time
   local tokens = {}
   for j = 1, math.min(created, 16) do tokens[j] = 1 end
-  redis.call('RPUSH', wake, unpack(tokens))
-  redis.call('LTRIM', wake, -64, -1)
+  -- at most 64 tokens wait (trimmed only when over, so most calls write once)
+  if redis.call('RPUSH', wake, unpack(tokens)) > 64 then redis.call('LTRIM', wake, -64, -1) end
 end
 reply[1] = table.concat(flags)
 return reply
