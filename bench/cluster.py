@@ -22,6 +22,23 @@ import redis
 MASTERS = 3
 
 
+def wait_until_up(
+    proc: subprocess.Popen[bytes], client: redis.Redis, deadline: float, failure: str
+) -> None:
+    """Wait until a redis-server we started answers PING.
+
+    :raises RuntimeError: with ``failure`` if it exits or the deadline passes first.
+    """
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(failure) from None
+            time.sleep(0.05)
+
+
 def _cluster_port() -> int:
     """A free port whose cluster bus port (port + 10000) is free too."""
     for _ in range(200):
@@ -80,14 +97,7 @@ def redis_cluster(log_dir: Path) -> Iterator[tuple[str, list[redis.Redis]]]:
             clients.append(redis.Redis(host="127.0.0.1", port=port))
         deadline = time.monotonic() + 15
         for proc, client in zip(procs, clients, strict=True):
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"cluster node did not start; see {log_dir}") from None
-                    time.sleep(0.05)
+            wait_until_up(proc, client, deadline, f"cluster node did not start; see {log_dir}")
         create = ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports)]
         subprocess.run(
             [*create, "--cluster-replicas", "0", "--cluster-yes"],

@@ -58,6 +58,7 @@ from typing import Any
 import redis
 
 from bench import peers, scaling, scaling_report, targets
+from bench.cluster import wait_until_up
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -202,15 +203,7 @@ def redis_server() -> Iterator[tuple[str, redis.Redis]]:
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start; see {log}") from None
-                time.sleep(0.05)
+        wait_until_up(proc, client, time.monotonic() + 10, f"redis-server did not start; see {log}")
         yield url, client
     finally:
         client.close()
