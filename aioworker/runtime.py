@@ -6,8 +6,8 @@ Data flow, one line each:
   due scheduled jobs to ready, returns expired leases to the front of the queue and
   leases up to that many jobs to this worker;
 - each job runs in its own asyncio task under its timeout (:mod:`executor`);
-- the heartbeat renews the leases of running jobs, so only a dead worker's jobs are
-  recovered, never a long job of a live one;
+- the heartbeat (:mod:`heartbeat`) renews the leases of running jobs, so only a dead
+  worker's jobs are recovered, never a long job of a live one;
 - the outcome is written by one script (complete batched by :mod:`acker`, or retry,
   dead, requeue), fenced by the lease token;
 - when a fetch finds nothing, the loop blocks on the queue's wake list until an enqueue
@@ -37,6 +37,7 @@ from .context import JobContext
 from .errors import Skip
 from .executor import Outcome, error_info, execute, failure
 from .extensions import Service
+from .heartbeat import Heartbeat
 from .hooks import BusyTracker
 from .job import JobRecord
 from .keys import QueueKeys
@@ -99,7 +100,6 @@ class Runtime:
         self._fetchers: dict[str, asyncio.Task[None]] = {}
         self._waits: dict[str, asyncio.Task[bool]] = {}
         self._idle: set[str] = set()  # queues whose fetch waits on the wake list first
-        self._heartbeat: asyncio.Task[None] | None = None
         self._pending: dict[str, tuple[int, float]] = {}
         self._idle_since = time.monotonic()
         self._services: list[asyncio.Task[None]] = []
@@ -107,6 +107,15 @@ class Runtime:
         self.busy = BusyTracker(worker.on_busy, worker.on_idle)
         self.outcomes = OutcomeWriter(worker, self.scripts, self.durable, self.keys)
         self.stats = self.outcomes.stats
+        self.heartbeat = Heartbeat(
+            self.running,
+            self.scripts,
+            self.keys,
+            lease_ms=int(worker.lease_timeout_s * 1000),
+            every_s=worker.heartbeat_s,
+            on_error=self.outage.down,
+            log_extra=self.outcomes.extra,
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -115,7 +124,7 @@ class Runtime:
         await self.broker.connect()
         for q in self.queues:
             self._fetchers[q] = asyncio.create_task(self._fetch_loop(q), name=f"fetch:{q}")
-        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        self.heartbeat.start()
         self.busy.start()
         for service in self.worker.services:
             self._services.append(asyncio.create_task(self._service(service)))
@@ -168,9 +177,7 @@ class Runtime:
                 await asyncio.gather(*(call(key) for key in keys), return_exceptions=True)
 
     async def stop_heartbeat(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        await self.heartbeat.stop()
 
     # -- fetching --------------------------------------------------------------------
 
@@ -425,45 +432,11 @@ class Runtime:
         )
         return bool(ok)
 
-    # -- heartbeat -------------------------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
-        lease_ms = int(self.worker.lease_timeout_s * 1000)
-        while True:
-            await asyncio.sleep(self.worker.heartbeat_s)
-            await self.beat(lease_ms)
-
-    async def beat(self, lease_ms: int) -> None:
-        """Renew the leases of every running job (one script call per queue)."""
-        by_queue: dict[str, list[tuple[str, str]]] = {}
-        for run in self.running.values():
-            if not run.lease_lost:
-                by_queue.setdefault(run.queue, []).append((run.job_id, run.token))
-        for q, held in by_queue.items():
-            try:
-                lost = await self.scripts.extend(self.keys[q], lease_ms, held)
-            except TRANSIENT_ERRORS as exc:
-                self.outage.down(exc)
-                continue
-            for job_id in lost:
-                run_lost = self.running.get(job_id)
-                # a job whose outcome was written while the renewal was in flight has
-                # released its lease itself: only a still-executing job has lost it
-                if run_lost is not None and run_lost.executing and not run_lost.lease_lost:
-                    run_lost.lease_lost = True
-                    log.warning(
-                        "job %s %s: lease lost (this worker was out of touch too long); "
-                        "another worker may run it",
-                        job_id,
-                        run_lost.task_name,
-                        extra=self.outcomes.extra(run_lost, "lease_lost"),
-                    )
-
     # -- probes ----------------------------------------------------------------------
 
     def liveness(self) -> str | None:
         """None while alive, else why not (the heartbeat task died)."""
-        if self._heartbeat is None or self._heartbeat.done():
+        if not self.heartbeat.alive:
             return "heartbeat stopped"
         return None
 
