@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import timedelta, tzinfo
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -16,7 +16,6 @@ from .batches import DEFAULT_TTL, Batch
 from .broker import Broker, mask_url
 from .client import Client
 from .context import JobContext
-from .cron import Missed, Scheduler
 from .errors import ConfigError
 from .extensions import Gate, Observer, Service
 from .groups import GroupKey, check_group
@@ -24,14 +23,13 @@ from .handle import JobHandle
 from .hooks import Hook, Protect
 from .job import JobSpec
 from .keys import validate_name
-from .leader import Body, Leadership, run_singleton
 from .limit_gates import KeyFn, task_gates
 from .limits import Limiter
 from .process import parse_queue_selection, run_in_new_loop, run_process
-from .runtime import Runtime
 from .task import Task
 from .timeunits import Seconds, to_ms, to_seconds
 from .unique import RunningLock, UniquePolicy, as_policy
+from .worker_periodic import PeriodicJobs
 
 __all__ = ("Worker", "parse_queue_selection")
 
@@ -43,7 +41,7 @@ log = logging.getLogger("aioworker.worker")
 DEFAULT_URL = "redis://localhost:6379/0"
 
 
-class Worker:
+class Worker(PeriodicJobs):
     """Tasks, settings and the Redis connection shared by producers and workers.
 
     :param redis_url: ``redis://`` or ``rediss://`` URL (``user:password@`` for ACL users);
@@ -141,7 +139,6 @@ class Worker:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._client: Client | None = None
         self._stoppers: list[Callable[[str], None]] = []
-        self._scheduler: Scheduler | None = None
         self.gates: list[Gate] = []  # run before every job, ahead of its task's own gates
         self.gates.append(RunningLock(self))  # while_running unique jobs (aioworker.unique)
         self.batches = Batches(self)
@@ -254,97 +251,6 @@ class Worker:
         """Register a coroutine ``fn(runtime)`` to run beside the workers' fetch loops."""
         self.services.append(fn)
         return fn
-
-    # -- periodic jobs and leadership (see aioworker.cron and aioworker.leader) ---------
-
-    @property
-    def scheduler(self) -> Scheduler:
-        """The periodic schedules: ``list()``, ``pause()``, ``resume()``, ``run_now()``."""
-        if self._scheduler is None:
-            self._scheduler = Scheduler(self)
-        return self._scheduler
-
-    def cron(
-        self,
-        expr: str | None = None,
-        *,
-        every: Seconds | None = None,
-        tz: str | tzinfo | None = None,
-        name: str | None = None,
-        queue: str | None = None,
-        missed: Missed = "skip",
-        grace: Seconds = 60.0,
-        retries: int | None = None,
-        timeout: Seconds | None = None,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-    ) -> Callable[[Callable[Concatenate[JobContext, P], Awaitable[R]] | Task[P, R]], Task[P, R]]:
-        """Run a task periodically: exactly one job per tick over all worker processes.
-
-        :param expr: a cron expression (5 fields, or 6 with seconds first; see
-            :mod:`aioworker.cronexpr`), read on ``tz``'s wall clock.
-        :param every: instead of ``expr``: a tick every this many seconds (at least 1),
-            at whole multiples of it since the epoch.
-        :param tz: IANA zone name or tzinfo for ``expr`` (default UTC).
-        :param name: the schedule's name (default the task's name).
-        :param queue: the queue its jobs go to (default the task's queue, or ``default``).
-        :param missed: ticks missed by more than ``grace`` (no worker ran): ``"skip"``
-            them, or ``"catch_up"`` with one job.
-        :param grace: seconds within which a late tick still runs (failover, deploys).
-        :param retries: retries of the task's jobs; :param timeout: their timeout.
-        :param args: arguments of every job; :param kwargs: keyword arguments.
-        :returns: a decorator of an ``async def fn(ctx, ...)`` or of an existing task;
-            it returns the task.
-        :raises ConfigError: for a bad expression, zone, name, policy or arguments.
-        """
-
-        def register(
-            fn: Callable[Concatenate[JobContext, P], Awaitable[R]] | Task[P, R],
-        ) -> Task[P, R]:
-            return self.scheduler.add(
-                fn,
-                expr=expr,
-                every=every,
-                tz=tz,
-                name=name,
-                queue=queue,
-                missed=missed,
-                grace=grace,
-                retries=retries,
-                timeout=timeout,
-                args=args,
-                kwargs=kwargs,
-            )
-
-        return register
-
-    def leader(self, name: str, *, ttl: Seconds = 10.0) -> Leadership:
-        """A claim on the leadership ``name``: ``async with worker.leader("x") as lead:``.
-
-        Entering waits until this process is elected; the body is cancelled with
-        :class:`LeadershipLost` if the lease is lost; leaving steps down.
-
-        :param ttl: seconds the lease lasts without renewal; failover takes at most
-            ``ttl + min(ttl / 4, 1)`` seconds after a leader dies.
-        """
-        return Leadership(self.client.broker, self.prefix, name, ttl=to_seconds(ttl))
-
-    def singleton(self, name: str, *, ttl: Seconds = 10.0) -> Callable[[Body], Body]:
-        """Run ``async def fn(lead)`` in exactly one worker process at a time: the leader.
-
-        Every worker runs it as a background service that waits to be elected; a leader
-        that loses its lease has ``fn`` cancelled; one that shuts down steps down and
-        another process takes over.  ``fn`` that raises is run again a second later.
-        """
-
-        def register(fn: Body) -> Body:
-            async def service(runtime: Runtime) -> None:
-                await run_singleton(self, name, fn, ttl=to_seconds(ttl))
-
-            self.service(service)
-            return fn
-
-        return register
 
     # -- producer --------------------------------------------------------------------
 
