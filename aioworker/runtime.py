@@ -200,10 +200,10 @@ class Runtime:
             except TRANSIENT_ERRORS as exc:
                 self.capacity.release(queue, n)
                 self.outage.down(exc)
-                wait_s = None
                 await asyncio.sleep(self.outage.retry_delay())
                 continue
             finally:
+                wait_s = None
                 self._idle.discard(queue)
                 if timer is not None:
                     timer.cancel()
@@ -219,7 +219,6 @@ class Runtime:
                 )
             for fetched in reply.jobs:
                 self._start_job(queue, token, fetched)
-            wait_s = None
             if len(reply.jobs) == n:
                 continue  # there may be more: fetch again as soon as slots are free
             self._pending[queue] = (reply.pending, time.monotonic())
@@ -241,10 +240,7 @@ class Runtime:
                 if reply.jobs:
                     await asyncio.sleep(0)  # let the jobs just leased start before that
                 continue
-            await self._wait_for_work(queue, k, idle_s)
-            if timer is not None:
-                timer.cancel()
-                timer = None
+            await self._wait_for_work(queue, k, idle_s)  # the next fetch cancels the timer
 
     async def _wait_for_work(self, queue: str, k: QueueKeys, timeout_s: float) -> None:
         wait = asyncio.create_task(self.broker.wait_for_work(k, timeout_s))

@@ -211,7 +211,7 @@ class Scripts:
         "status",
     )
 
-    def __init__(self, run: Runner, run_after_wait: WaitRunner | None = None) -> None:
+    def __init__(self, run: Runner, run_after_wait: WaitRunner) -> None:
         self._run = run
         self._run_after_wait = run_after_wait
         self._lua = {name: LuaScript.load(name) for name in self.NAMES}
@@ -280,8 +280,8 @@ class Scripts:
         if wait_s is None:
             reply = await self._run(self._lua["fetch"], keys, args)
         else:
-            if halt is None or self._run_after_wait is None:
-                raise ValueError("a fetch that waits first needs a halt key and a wait runner")
+            if halt is None:
+                raise ValueError("a fetch that waits first needs the worker's halt key")
             waits = [k.wake, halt]
             reply = await self._run_after_wait(waits, wait_s, self._lua["fetch"], keys, args)
         now, next_due, pending, recovered, flat = reply

@@ -22,6 +22,18 @@ import redis
 MASTERS = 3
 
 
+def server_args(port: int) -> list[str]:
+    """A ``redis-server`` on loopback ``port`` that keeps nothing on disk, in the foreground."""
+    return [
+        "redis-server",
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--save", "",
+        "--appendonly", "no",
+        "--daemonize", "no",
+    ]  # fmt: skip
+
+
 def wait_until_up(
     proc: subprocess.Popen[bytes], client: redis.Redis, deadline: float, failure: str
 ) -> None:
@@ -78,12 +90,7 @@ def redis_cluster(log_dir: Path) -> Iterator[tuple[str, list[redis.Redis]]]:
                 procs.append(
                     subprocess.Popen(
                         [
-                            "redis-server",
-                            "--port", str(port),
-                            "--bind", "127.0.0.1",
-                            "--save", "",
-                            "--appendonly", "no",
-                            "--daemonize", "no",
+                            *server_args(port),
                             "--dir", str(workdir),
                             "--cluster-enabled", "yes",
                             "--cluster-config-file", f"nodes-{port}.conf",

@@ -58,7 +58,7 @@ from typing import Any
 import redis
 
 from bench import peers, scaling, scaling_report, targets
-from bench.cluster import wait_until_up
+from bench.cluster import server_args, wait_until_up
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -189,14 +189,7 @@ def redis_server() -> Iterator[tuple[str, redis.Redis]]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--daemonize", "no",
-            ],
+            server_args(port),
             stdout=out,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
