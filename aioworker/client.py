@@ -11,7 +11,7 @@ from .broker import TRANSIENT_ERRORS, Broker
 from .errors import DuplicateJob
 from .handle import JobHandle
 from .job import JobSpec
-from .keys import QueueKeys, RegistryKeys
+from .keys import QueueKeys, RegistryKeys, validate_name
 from .payload import encode_spec
 from .registry import queues as register_queues
 from .scripts import EnqueueChunk, StatusReply
@@ -44,9 +44,14 @@ class Client:
         self._registered: set[str] = set()  # queues added to the queue registry
 
     def keys(self, queue: str) -> QueueKeys:
+        """The keys of a queue; every queue name this client uses passes here first.
+
+        :raises ConfigError: for a name that breaks the naming rule (see
+            :func:`~aioworker.keys.validate_name`).
+        """
         k = self._keys.get(queue)
         if k is None:
-            k = self._keys[queue] = QueueKeys(self.prefix, queue)
+            k = self._keys[queue] = QueueKeys(self.prefix, validate_name("queue", queue))
         return k
 
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[JobHandle[Any]]:

@@ -13,6 +13,7 @@ from .backoff import Backoff
 from .errors import EnqueueError
 from .groups import GroupKey, check_group, resolve_group
 from .job import JobSpec
+from .keys import validate_name
 from .timeunits import Seconds, datetime_to_ms, to_ms, to_seconds
 from .unique import UniquePolicy, as_policy, resolve
 
@@ -107,7 +108,8 @@ class Task(Generic[P, R]):
         :param job_id: a chosen id; enqueueing an id that exists returns the existing job.
         :param delay: run no earlier than this many seconds from now (Redis time).
         :param at: run no earlier than this moment.
-        :param queue: enqueue to another queue than the task's own.
+        :param queue: enqueue to another queue than the task's own (1-200 printable
+            characters, no braces or whitespace; :class:`ConfigError` otherwise).
         :param retries: override the task's retries for this job (0 = never retried).
         :param timeout: override the task's timeout for this job.
         :param unique: a unique, throttle or debounce policy for this job, instead of the
@@ -124,7 +126,7 @@ class Task(Generic[P, R]):
             job_id=job_id if job_id is not None else o.job_id,
             delay_ms=to_ms(delay) if delay is not None else o.delay_ms,
             at_ms=datetime_to_ms(at) if at is not None else o.at_ms,
-            queue=queue if queue is not None else o.queue,
+            queue=validate_name("queue", queue) if queue is not None else o.queue,
             retries=retries if retries is not None else o.retries,
             timeout_s=to_seconds(timeout) if timeout is not None else o.timeout_s,
             unique=as_policy(unique) if unique is not None else o.unique,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import orjson
 import pytest
 import redis.asyncio
 
-from aioworker import JobContext, JobDead, JobStatus
-from aioworker.keys import QueueKeys
+from aioworker import ConfigError, JobContext, JobDead, JobSpec, JobStatus
+from aioworker.cli import main as cli_main
+from aioworker.keys import QueueKeys, RegistryKeys
+from tests.apps import ops
 from tests.worker_kit import MakeWorker, burst, running, wait_for_status
 
 
@@ -175,3 +180,104 @@ async def test_result_that_is_not_json_is_dead_without_retries(make_worker: Make
     assert "JSON" in info.error["message"]
     with pytest.raises(JobDead):
         await bad.result(timeout=5)
+
+
+# -- names: one rule at every entry point ------------------------------------------------
+
+BAD_QUEUE_NAMES = [
+    pytest.param("a}{b", id="braces"),
+    pytest.param("{x}", id="hash-tag"),
+    pytest.param("has space", id="space"),
+    pytest.param("new\nline", id="newline"),
+    pytest.param("tab\there", id="tab"),
+    pytest.param("nul\x00", id="control"),
+    pytest.param("", id="empty"),
+    pytest.param("x" * 201, id="201-chars"),
+]
+
+
+def _names_value(exc: BaseException, name: str) -> None:
+    """The error is one line and names the value (cut when long)."""
+    text = str(exc)
+    assert "\n" not in text
+    assert repr(name if len(name) <= 60 else name[:60] + "...") in text
+
+
+@pytest.mark.parametrize("bad", BAD_QUEUE_NAMES)
+async def test_bad_queue_name_is_refused_at_every_python_entry_point(
+    make_worker: MakeWorker, redis_url: str, prefix: str, bad: str
+) -> None:
+    w = make_worker()
+
+    @w.task(name="t")
+    async def t(ctx: JobContext) -> None:
+        raise AssertionError("never runs")
+
+    with pytest.raises(ConfigError) as opt:
+        t.options(queue=bad)
+    _names_value(opt.value, bad)
+    with pytest.raises(ConfigError):
+        await w.enqueue("t", queue=bad)
+    with pytest.raises(ConfigError):  # a spec built by hand, in a bulk enqueue
+        await w.enqueue_many([t.call(), JobSpec(task="t", queue=bad)])
+    with pytest.raises(ConfigError):
+        make_worker(queues={bad: 1})
+    with pytest.raises(ConfigError):
+        await burst(w, queues=[bad])
+    with pytest.raises(ConfigError):
+        await w.job("some-id", bad).info()
+    # nothing was enqueued nor registered, not even the good spec of the bulk call
+    async with redis.asyncio.Redis.from_url(redis_url) as r:
+        assert await r.smembers(RegistryKeys(prefix).queues) == set()
+    assert await w.client.counts("default") == {"ready": 0, "scheduled": 0, "active": 0, "dead": 0}
+
+
+async def test_longest_name_and_unusual_printable_names_are_accepted(
+    make_worker: MakeWorker,
+) -> None:
+    w = make_worker()
+
+    @w.task(name="t")
+    async def t(ctx: JobContext) -> str:
+        return ctx.queue
+
+    names = ["x" * 200, "emails.high-priority", "tenant-42/eu", "café"]
+    handles = [await t.options(queue=q).enqueue() for q in names]
+    await burst(w, queues=names)
+    assert [await h.result(timeout=5) for h in handles] == names
+
+
+@pytest.mark.parametrize("bad", ["a}{b", "has space", "x" * 201])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(("run", "--burst", "-q"), id="run"),
+        pytest.param(("info", "-q"), id="info"),
+        pytest.param(("jobs", "--queue"), id="jobs"),
+        pytest.param(("pause",), id="pause"),
+        pytest.param(("dead", "retry", "--all", "--yes", "--queue"), id="dead"),
+        pytest.param(("enqueue", "add", "[1, 2]", "--queue"), id="enqueue"),
+    ],
+)
+async def test_cli_refuses_a_bad_queue_name_with_one_line_and_exit_2(
+    redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], bad: str
+) -> None:
+    command, *rest = argv
+    full = [command, "tests.apps.ops:worker", *rest, bad]
+    if command == "dead":  # its app comes after the action
+        full = ["dead", "retry", "tests.apps.ops:worker", *rest[1:], bad]
+    ops.worker = ops.build(redis_url, prefix)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        code = await asyncio.to_thread(cli_main, full)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        await ops.worker.close()
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "invalid queue name" in lines[0]
