@@ -72,7 +72,8 @@ async def queues(scripts: Scripts, rk: RegistryKeys, add: Sequence[str] = ()) ->
     reply = await scripts.run("queues", [rk.queues], list(add))
     if add:
         return []
-    return sorted(_s(x) for x in reply)
+    # bytes that are not UTF-8 decode to lone surrogates, which fail the naming rule
+    return sorted(x.decode(errors="surrogateescape") if isinstance(x, bytes) else x for x in reply)
 
 
 def _s(value: bytes | str) -> str:

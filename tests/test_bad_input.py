@@ -281,3 +281,87 @@ async def test_cli_refuses_a_bad_queue_name_with_one_line_and_exit_2(
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
     assert "invalid queue name" in lines[0]
+
+
+# -- inspection tools skip and flag what they cannot read --------------------------------
+
+OPS_APP = "tests.apps.ops:worker"
+
+
+async def _cli(
+    redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str], *argv: str
+) -> tuple[int, str, str]:
+    """Run ``aioworker <argv>`` in-process on the ops test app; (status, stdout, stderr)."""
+    capsys.readouterr()
+    ops.worker = ops.build(redis_url, prefix)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        code = await asyncio.to_thread(cli_main, list(argv))
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        await ops.worker.close()
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+async def test_inspection_skips_and_flags_bad_registry_entries(
+    redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import httpx
+
+    from aioworker.dashboard import create_dashboard
+
+    w = ops.build(redis_url, prefix)
+    try:
+        for n in range(3):
+            await w.enqueue("add", n, 1)
+        await w.enqueue("add", 9, 9, queue="other")
+        async with redis.asyncio.Redis.from_url(redis_url) as r:
+            # names written by an older version or by hand, and a queue with a wrong-typed key
+            await r.sadd(RegistryKeys(prefix).queues, "a}{b", "has space", b"\xff\xfe", "broken")
+            await r.set(QueueKeys(prefix, "broken").ready, "garbage")
+        bad = {"a}{b", "has space", "\\xff\\xfe", "broken"}
+
+        code, out, err = await _cli(
+            redis_url, prefix, capsys, "info", "tests.apps.ops:worker", "--json"
+        )
+        assert code == 0, err
+        info = orjson.loads(out)
+        counts = {q["name"]: q["ready"] for q in info["queues"]}
+        assert counts == {"default": 3, "other": 1}
+        assert {s["name"] for s in info["skipped"]} == bad
+        reasons = {s["name"]: s["reason"] for s in info["skipped"]}
+        assert "invalid queue name" in reasons["a}{b"]
+        assert "WRONGTYPE" in reasons["broken"]
+
+        code, out, err = await _cli(redis_url, prefix, capsys, "info", OPS_APP)
+        assert code == 0, err
+        assert "Traceback" not in err
+        assert len([line for line in err.splitlines() if line.startswith("warning: queue ")]) == 4
+        assert "default" in out and "other" in out
+
+        code, out, err = await _cli(
+            redis_url, prefix, capsys, "jobs", "tests.apps.ops:worker", "--json"
+        )
+        assert code == 0, err
+        pages = orjson.loads(out)
+        ready = {p["queue"]: p["total"] for p in pages if p["state"] == "ready"}
+        assert ready == {"default": 3, "other": 1}
+        assert "warning: queue 'broken' skipped" in err
+
+        app = create_dashboard(w)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            for path in ("/api/overview", "/api/queues"):
+                resp = await c.get(path)
+                assert resp.status_code == 200, resp.text
+                data = resp.json()
+                assert {q["name"]: q["ready"] for q in data["queues"]} == counts
+                assert {s["name"] for s in data["skipped"]} == bad
+            resp = await c.get("/api/jobs?state=ready")
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["total"] == 4
+    finally:
+        await w.close()
