@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from .bounds import check_spec
 from .broker import TRANSIENT_ERRORS, Broker
 from .errors import DuplicateJob
 from .handle import JobHandle
@@ -62,6 +63,8 @@ class Client:
         queue go in order, one call per chunk, each chunk atomic.
 
         :returns: one handle per spec, in order.
+        :raises EnqueueError: for an option out of the bounds of :mod:`aioworker.bounds`
+            (nothing is enqueued).
         :raises PayloadError: if arguments cannot be encoded (nothing is enqueued).
         :raises PayloadTooLarge: if a payload is over the limit (nothing is enqueued).
         :raises DuplicateJob: if a unique job's key was held and its policy says to raise
@@ -74,6 +77,7 @@ class Client:
         chunks: dict[str, list[EnqueueChunk]] = {}  # per queue, in order
         order: dict[str, list[int]] = {}  # per queue, the index of each of its specs
         for n, spec in enumerate(specs):
+            check_spec(spec)
             payload = encode_spec(spec, max_bytes, extra)
             queue = spec.queue
             queue_chunks = chunks.get(queue)

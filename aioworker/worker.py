@@ -13,6 +13,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from .backoff import Backoff
 from .batch_runtime import Batches
 from .batches import DEFAULT_TTL, Batch
+from .bounds import check_retries, check_seconds
 from .broker import Broker, mask_url
 from .client import Client
 from .context import JobContext
@@ -204,8 +205,10 @@ class Worker(PeriodicJobs):
         :param group: the fair-share group of its jobs: a name, or a function of the
             job's arguments returning one (see :mod:`aioworker.groups`).
         """
-        if retries is not None and retries < 0:
-            raise ConfigError("retries must be >= 0")
+        if retries is not None:
+            check_retries(retries, error=ConfigError)
+        if timeout is not None:
+            check_seconds(timeout, "timeout", positive=True, error=ConfigError)
         policy = None if unique is None else as_policy(unique)
         if isinstance(group, str):
             check_group(group)

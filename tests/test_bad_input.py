@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
 import redis.asyncio
 
-from aioworker import ConfigError, JobContext, JobDead, JobSpec, JobStatus
+from aioworker import (
+    ConfigError,
+    Debounce,
+    EnqueueError,
+    JobContext,
+    JobDead,
+    JobSpec,
+    JobStatus,
+    Throttle,
+    Unique,
+)
+from aioworker.bounds import MAX_RETRIES, MAX_SECONDS
 from aioworker.cli import main as cli_main
 from aioworker.keys import QueueKeys, RegistryKeys
 from tests.apps import ops
@@ -365,3 +378,112 @@ async def test_inspection_skips_and_flags_bad_registry_entries(
             assert resp.json()["total"] == 4
     finally:
         await w.close()
+
+
+# -- numeric enqueue options: bounded, named in the error ---------------------------------
+
+NAN, INF = float("nan"), float("inf")
+CENTURY_AND_A_DAY = timedelta(days=36525 + 1)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        pytest.param({"retries": -1}, "retries", id="retries-negative"),
+        pytest.param({"retries": 10_001}, "retries", id="retries-absurd"),
+        pytest.param({"retries": 2.5}, "retries", id="retries-float"),
+        pytest.param({"retries": True}, "retries", id="retries-bool"),
+        pytest.param({"delay": NAN}, "delay", id="delay-nan"),
+        pytest.param({"delay": INF}, "delay", id="delay-inf"),
+        pytest.param({"delay": -1}, "delay", id="delay-negative"),
+        pytest.param({"delay": CENTURY_AND_A_DAY}, "delay", id="delay-absurd"),
+        pytest.param({"delay": "10"}, "delay", id="delay-str"),
+        pytest.param({"timeout": NAN}, "timeout", id="timeout-nan"),
+        pytest.param({"timeout": -INF}, "timeout", id="timeout-inf"),
+        pytest.param({"timeout": 0}, "timeout", id="timeout-zero"),
+        pytest.param({"timeout": 1e12}, "timeout", id="timeout-absurd"),
+        pytest.param({"at": datetime(1969, 1, 1, tzinfo=UTC)}, "at", id="at-before-epoch"),
+        pytest.param({"at": datetime(9999, 1, 1, tzinfo=UTC)}, "at", id="at-absurd"),
+        pytest.param({"at": 1700000000}, "at", id="at-number"),
+    ],
+)
+async def test_bad_numeric_option_raises_enqueue_error_naming_it(
+    make_worker: MakeWorker, options: dict[str, Any], named: str
+) -> None:
+    w = make_worker()
+
+    @w.task(name="t")
+    async def t(ctx: JobContext) -> None:
+        raise AssertionError("never runs")
+
+    with pytest.raises(EnqueueError, match=rf"^{named} must ") as exc:
+        await t.options(**options).enqueue()
+    assert "\n" not in str(exc.value)
+    assert await w.client.counts("default") == {"ready": 0, "scheduled": 0, "active": 0, "dead": 0}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("retries", -3, "retries"),
+        ("retries", 10**9, "retries"),
+        ("timeout_s", NAN, "timeout"),
+        ("timeout_s", INF, "timeout"),
+        ("delay_ms", -5, "delay_ms"),
+        ("delay_ms", 10**15, "delay_ms"),
+        ("at_ms", 10**16, "at_ms"),
+    ],
+)
+async def test_hand_built_spec_out_of_bounds_enqueues_nothing(
+    make_worker: MakeWorker, field: str, value: object, named: str
+) -> None:
+    w = make_worker()
+
+    @w.task(name="t")
+    async def t(ctx: JobContext) -> None:
+        raise AssertionError("never runs")
+
+    bad = JobSpec(task="t", queue="default", **{field: value})  # type: ignore[arg-type]
+    with pytest.raises(EnqueueError, match=rf"^{named} must "):
+        await w.enqueue_many([t.call(), bad])
+    assert await w.client.counts("default") == {"ready": 0, "scheduled": 0, "active": 0, "dead": 0}
+
+
+async def test_options_at_their_bounds_are_accepted(make_worker: MakeWorker) -> None:
+    w = make_worker()
+
+    @w.task(name="t")
+    async def t(ctx: JobContext) -> None:
+        raise AssertionError("never runs")
+
+    await t.options(retries=MAX_RETRIES, delay=timedelta(days=36525), timeout=MAX_SECONDS).enqueue()
+    await t.options(at=datetime.now(UTC) + timedelta(days=36000), retries=0).enqueue()
+    await t.options(delay=0).enqueue()
+    assert (await w.client.counts("default"))["scheduled"] == 2
+    assert (await w.client.counts("default"))["ready"] == 1
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda: Unique(ttl=NAN), id="unique-ttl"),
+        pytest.param(lambda: Throttle(window=INF), id="throttle-window"),
+        pytest.param(lambda: Debounce(window=1, max_wait=NAN), id="debounce-max-wait"),
+        pytest.param(lambda: Debounce(window=1, ttl=-1), id="debounce-ttl"),
+    ],
+)
+def test_unique_policies_refuse_nan_infinite_and_negative(build: Any) -> None:
+    with pytest.raises(ConfigError, match=" must be "):
+        build()
+
+
+async def test_task_level_retries_and_timeout_are_bounded(make_worker: MakeWorker) -> None:
+    w = make_worker()
+
+    async def f(ctx: JobContext) -> None:
+        raise AssertionError("never runs")
+
+    with pytest.raises(ConfigError, match=r"^retries must"):
+        w.task(name="a", retries=20_000)(f)
+    with pytest.raises(ConfigError, match=r"^timeout must"):
+        w.task(name="b", timeout=NAN)(f)
