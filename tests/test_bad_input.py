@@ -25,6 +25,7 @@ from aioworker import (
 from aioworker.bounds import MAX_RETRIES, MAX_SECONDS
 from aioworker.cli import main as cli_main
 from aioworker.keys import QueueKeys, RegistryKeys
+from aioworker.worker import DEFAULT_MAX_RESULT_BYTES
 from tests.apps import ops
 from tests.worker_kit import MakeWorker, burst, running, wait_for_status
 
@@ -487,3 +488,58 @@ async def test_task_level_retries_and_timeout_are_bounded(make_worker: MakeWorke
         w.task(name="a", retries=20_000)(f)
     with pytest.raises(ConfigError, match=r"^timeout must"):
         w.task(name="b", timeout=NAN)(f)
+
+
+# -- max_result_bytes ---------------------------------------------------------------------
+
+
+async def test_result_over_max_result_bytes_is_dead_without_retry(make_worker: MakeWorker) -> None:
+    w = make_worker(max_result_bytes=1000)
+    runs: list[int] = []
+
+    @w.task(retries=3)
+    async def big(ctx: JobContext, n: int) -> str:
+        runs.append(ctx.attempt)
+        return "x" * n
+
+    over = await big.enqueue(2000)  # 2,002 bytes of JSON
+    at_limit = await big.enqueue(998)  # 1,000 bytes: still stored
+    stats = await burst(w)
+
+    assert sorted(runs) == [1, 1]  # each ran once: the big one was never retried
+    assert stats["dead"] == 1
+    assert stats["retry"] == 0
+    assert stats["complete"] == 1
+    assert await at_limit.result(timeout=5) == "x" * 998
+    info = await over.info()
+    assert info.status is JobStatus.DEAD
+    assert info.attempts == 1
+    assert info.error is not None
+    assert info.error["type"] == "ResultTooLarge"
+    assert "result is 2,002 bytes, over max_result_bytes 1,000" in info.error["message"]
+    with pytest.raises(JobDead, match="ResultTooLarge"):
+        await over.result(timeout=5)
+
+
+async def test_default_max_result_bytes_is_one_mib(make_worker: MakeWorker) -> None:
+    w = make_worker()
+    assert w.max_result_bytes == DEFAULT_MAX_RESULT_BYTES == 1 << 20
+
+    @w.task(retries=2)
+    async def big(ctx: JobContext) -> str:
+        return "x" * (2 << 20)
+
+    job = await big.enqueue()
+    stats = await burst(w)
+    assert stats == {**stats, "dead": 1, "retry": 0}
+    info = await job.info()
+    assert info.error is not None
+    assert info.error["type"] == "ResultTooLarge"
+
+
+@pytest.mark.parametrize("value", [0, 3, -1, 1.5, None])
+def test_max_result_bytes_must_be_a_sensible_whole_number(
+    make_worker: MakeWorker, value: object
+) -> None:
+    with pytest.raises(ConfigError, match="max_result_bytes must be"):
+        make_worker(max_result_bytes=value)
