@@ -478,6 +478,14 @@ def test_unique_policies_refuse_nan_infinite_and_negative(build: Any) -> None:
         build()
 
 
+@pytest.mark.parametrize("ttl", [NAN, INF, -1, "1d"])
+def test_batch_ttl_refuses_nan_infinite_negative_and_wrong_types(
+    make_worker: MakeWorker, ttl: object
+) -> None:
+    with pytest.raises(ConfigError, match=r"^batch ttl must"):
+        make_worker().batch(ttl=ttl)  # type: ignore[arg-type]
+
+
 async def test_task_level_retries_and_timeout_are_bounded(make_worker: MakeWorker) -> None:
     w = make_worker()
 
