@@ -34,6 +34,7 @@ from .acker import Durable
 from .broker import TRANSIENT_ERRORS
 from .capacity import Capacity
 from .context import JobContext
+from .dead_trim import trim_dead
 from .errors import Skip
 from .executor import Outcome, error_info, execute, failure
 from .extensions import Service
@@ -128,6 +129,9 @@ class Runtime:
         self.busy.start()
         for service in self.worker.services:
             self._services.append(asyncio.create_task(self._service(service)))
+        w = self.worker  # dead letters expire on a timer too (dead_ttl)
+        trim = trim_dead(self.scripts, self.keys, w.dead_max, w.dead_ttl_ms)
+        self._services.append(asyncio.create_task(trim, name="dead_trim"))
         log.info(
             "worker %s serving %s (lease %.1f s, heartbeat %.1f s)",
             self.worker_id,

@@ -224,6 +224,7 @@ class Scripts:
         "complete",
         "retry",
         "dead",
+        "dead_trim",
         "requeue",
         "checkpoint",
         "extend",
@@ -403,6 +404,14 @@ class Scripts:
             batch,
         ]
         return bool(await self._run(self._lua["dead"], keys, args))
+
+    async def dead_trim(self, k: QueueKeys, max_dead: int, dead_ttl_ms: int) -> int:
+        """Forget dead letters older than ``dead_ttl_ms`` and beyond ``max_dead``.
+
+        :returns: how many were forgotten (at most 2,000 per call).
+        """
+        keys = [k.dead, k.jobs, k.attempts, k.state, k.errors, k.group_of]
+        return int(await self._run(self._lua["dead_trim"], keys, [max_dead, dead_ttl_ms]))
 
     async def requeue(self, k: QueueKeys, job_id: str, token: str, state: bytes = b"") -> bool:
         keys = [k.active, k.ready, k.leases, k.attempts, k.state, k.wake, k.group_of, k.groups]
