@@ -66,9 +66,10 @@ finished or was cancelled is in none, and its record is gone with it).  Redis ke
 writes a script made before an error, so every script checks the type of each key it
 writes before its first write (``lua/_guards.lua``) and fails with ``WRONGTYPE aioworker:
 key <k> is a <t>, expected <u>`` having changed nothing; a value it depends on that is
-garbage (a record without its time stamp, an attempt count that is not an integer) makes
-the job a dead letter with the error "corrupt record: <what>" instead of an error, and a
-counter holding garbage counts again from 0.  ``dead`` is trimmed by count and age when a
+garbage (an attempt count that is not an integer; the worker checks the record, the
+payload and the checkpoint itself) makes the job a dead letter with the error "corrupt
+record: <what>" instead of an error, and a group counter holding garbage counts again
+from 0.  ``dead`` is trimmed by count and age when a
 job dies and on the worker's timer (``lua/dead_trim.lua``).
 
 Keys not bound to one queue carry their own hash tag, e.g. ``P:{workers}``::

@@ -188,7 +188,8 @@ class FetchReply:
     """What one fetch did (see the header of ``lua/fetch.lua``).
 
     :ivar dropped: ids taken from the queue that had no record (nothing to run).
-    :ivar buried: ids whose record was corrupt: dead-lettered with the reason.
+    :ivar buried: ids that could not be leased (attempt count not an integer):
+        dead-lettered with the reason "corrupt record: ...".
     """
 
     now_ms: int

@@ -13,7 +13,7 @@
 --     now + 250 while ready jobs wait for a slot of their group)
 --   pending: ready + scheduled + active jobs (0 means the queue is drained)
 --   dropped: ids taken from ready that have no record (nothing to run; they are gone)
---   buried: ids whose record cannot be leased (no time stamp, attempts not an integer):
+--   buried: ids that cannot be leased (their attempt count is not an integer):
 --     dead-lettered with the error "corrupt record: <what>" (a batch child's failure
 --     goes to the batch outbox)
 --
@@ -109,11 +109,9 @@ local function lease(id, group)
     dropped[#dropped + 1] = id
     return false
   end
+  -- (the worker decodes the record itself and dead-letters one it cannot read)
   local n = redis.call('HGET', attempts, id)
-  if not string.find(record, '^%d+|') then
-    bury(id, record, 'the record has no time stamp', group)
-    return false
-  elseif n and not aw_int(n) then
+  if n and not aw_int(n) then
     bury(id, record, 'its attempt count is not an integer', group)
     return false
   end
