@@ -13,7 +13,7 @@ reason "corrupt record: ..." or count as missing; they never fail a call half-wa
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from aioworker.broker import Broker
 from aioworker.groups import check_group
 from aioworker.keys import QueueKeys
 from aioworker.scripts import Arg, EnqueueItem, LuaScript, Scripts
-from tests.scriptkit import PAYLOAD
+from tests.scriptkit import PAYLOAD, text
 
 TOKEN = "w:1"
 LEASE_MS = 60_000
@@ -79,7 +79,7 @@ def _case(broker: Broker, r: redis.asyncio.Redis) -> Case:
         return await real.run(script.name, keys, args)
 
     async def run_after_wait(
-        waits: Any, timeout_s: float, script: LuaScript, keys: Any, args: list[Arg]
+        waits: Any, timeout_s: float, script: LuaScript, keys: Any, args: Sequence[Arg]
     ) -> Any:
         return await run(script, keys, args)
 
@@ -114,7 +114,7 @@ async def _places(r: redis.asyncio.Redis, k: QueueKeys, ids: list[str]) -> dict[
 
 
 async def assert_invariant(c: Case) -> None:
-    records = {x.decode() for x in await c.r.hkeys(c.k.jobs)}
+    records = {text(x) for x in await c.r.hkeys(c.k.jobs)}
     places = await _places(c.r, c.k, sorted(records | set(IDS)))
     for job_id, where in places.items():
         if job_id in records:
@@ -123,12 +123,12 @@ async def assert_invariant(c: Case) -> None:
             assert where == [], f"finished job {job_id} is still in {where}"
 
 
-async def snapshot(c: Case) -> dict[bytes, Any]:
+async def snapshot(c: Case) -> dict[str, Any]:
     """Every key the case's scripts were given: its type and its whole content."""
     pipe = c.r.pipeline(transaction=False)
     for key in sorted(c.touched):
         pipe.type(key)
-    kinds = [kind.decode() for kind in await pipe.execute()]
+    kinds = [text(kind) for kind in await pipe.execute()]
     keys = [key for key, kind in zip(sorted(c.touched), kinds, strict=True) if kind != "none"]
     kinds = [kind for kind in kinds if kind != "none"]
     for key, kind in zip(keys, kinds, strict=True):
@@ -238,7 +238,7 @@ async def test_a_wrong_typed_key_fails_the_call_cleanly_or_changes_nothing_of_th
             c = _case(broker, raw)
             await setup(c)
             key = key.replace(key.split(":{", 1)[0], c.k.prefix, 1)
-            actual = (await c.r.type(key)).decode()
+            actual = text(await c.r.type(key))
             if actual == kind:
                 continue
             backup = f"{key}:backup"
@@ -259,7 +259,7 @@ async def test_a_wrong_typed_key_fails_the_call_cleanly_or_changes_nothing_of_th
                     await c.r.rename(backup, key)
             else:
                 # a key the script only replaces (SET, DEL) or tests for existence
-                if (await c.r.type(key)).decode() == kind and actual != "none":
+                if text(await c.r.type(key)) == kind and actual != "none":
                     await c.r.delete(key)
                     await c.r.rename(backup, key)
                 await c.r.delete(backup)
