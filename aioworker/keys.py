@@ -60,6 +60,18 @@ Key schema (``P`` is the prefix, ``aioworker`` by default; ``q`` the queue name)
                                  or its dead letter is trimmed (exists only while the queue
                                  holds grouped jobs: fetch keeps its plain path otherwise)
 
+Invariant: every job id of a queue is in exactly one of ``ready``, ``fair``, ``scheduled``,
+``active`` or ``dead`` at the end of every script, whatever fails inside it (a job that
+finished or was cancelled is in none, and its record is gone with it).  Redis keeps the
+writes a script made before an error, so every script checks the type of each key it
+writes before its first write (``lua/_guards.lua``) and fails with ``WRONGTYPE aioworker:
+key <k> is a <t>, expected <u>`` having changed nothing; a value it depends on that is
+garbage (an attempt count that is not an integer; the worker checks the record, the
+payload and the checkpoint itself) makes the job a dead letter with the error "corrupt
+record: <what>" instead of an error, and a group counter holding garbage counts again
+from 0.  ``dead`` is trimmed by count and age when a
+job dies and on the worker's timer (``lua/dead_trim.lua``).
+
 Keys not bound to one queue carry their own hash tag, e.g. ``P:{workers}``::
 
     P:{queues}           SET     every queue name a worker served or a producer enqueued to

@@ -10,14 +10,18 @@ the typed wrappers of its own scripts beside its code and calls :meth:`Scripts.r
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, NamedTuple
 
 from .arity import CALL_ARGS, MAX_ARGS, pieces
 from .keys import QueueKeys
+
+log = logging.getLogger("aioworker.worker")
 
 __all__ = (
     "EnqueueChunk",
@@ -40,8 +44,16 @@ class LuaScript:
 
     @classmethod
     def load(cls, name: str) -> LuaScript:
-        source = resources.files("aioworker").joinpath(f"lua/{name}.lua").read_text("utf-8")
+        """Load ``lua/<name>.lua`` behind the shared guards of ``lua/_guards.lua``."""
+        lua = resources.files("aioworker").joinpath("lua")
+        source = _guards() + lua.joinpath(f"{name}.lua").read_text("utf-8")
         return cls(name, source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+
+
+@functools.cache
+def _guards() -> str:
+    """The type and value checks every script may call before its first write."""
+    return resources.files("aioworker").joinpath("lua/_guards.lua").read_text("utf-8")
 
 
 Arg = str | bytes | int | float
@@ -188,11 +200,20 @@ class FetchedJob:
 
 @dataclass(frozen=True, slots=True)
 class FetchReply:
+    """What one fetch did (see the header of ``lua/fetch.lua``).
+
+    :ivar dropped: ids taken from the queue that had no record (nothing to run).
+    :ivar buried: ids that could not be leased (attempt count not an integer):
+        dead-lettered with the reason "corrupt record: ...".
+    """
+
     now_ms: int
     next_due_ms: int
     pending: int
     recovered: list[str]
     jobs: list[FetchedJob]
+    dropped: list[str] = field(default_factory=list)
+    buried: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +240,7 @@ class Scripts:
         "complete",
         "retry",
         "dead",
+        "dead_trim",
         "requeue",
         "checkpoint",
         "extend",
@@ -292,7 +314,7 @@ class Scripts:
             as the BLPOP returns); needs ``halt``.
         """
         keys = [k.ready, k.scheduled, k.active, k.jobs, k.attempts, k.leases, k.state, k.paused]
-        keys += [k.fair, k.groups, k.group_of]
+        keys += [k.fair, k.groups, k.group_of, k.dead, k.errors, k.batch_outbox]
         if halt is not None:
             keys.append(halt)
         args: list[Arg] = [max_jobs, lease_ms, token]
@@ -303,12 +325,35 @@ class Scripts:
                 raise ValueError("a fetch that waits first needs the worker's halt key")
             waits = [k.wake, halt]
             reply = await self._run_after_wait(waits, wait_s, self._lua["fetch"], keys, args)
-        now, next_due, pending, recovered, flat = reply
+        now, next_due, pending, recovered, flat, dropped, buried = reply
         jobs = [
             FetchedJob(_s(flat[i]), flat[i + 1], int(flat[i + 2]), flat[i + 3])
             for i in range(0, len(flat), 4)
         ]
-        return FetchReply(int(now), int(next_due), int(pending), [_s(r) for r in recovered], jobs)
+        out = FetchReply(
+            int(now),
+            int(next_due),
+            int(pending),
+            [_s(r) for r in recovered],
+            jobs,
+            [_s(d) for d in dropped],
+            [_s(b) for b in buried],
+        )
+        if out.dropped:
+            log.warning(
+                "queue %s held %d job id(s) without a record, dropped: %s",
+                k.queue,
+                len(out.dropped),
+                " ".join(out.dropped[:20]),
+            )
+        if out.buried:
+            log.error(
+                "queue %s: dead-lettered %d job(s) whose record is corrupt: %s",
+                k.queue,
+                len(out.buried),
+                " ".join(out.buried[:20]),
+            )
+        return out
 
     async def complete(
         self,
@@ -384,6 +429,14 @@ class Scripts:
             batch,
         ]
         return bool(await self._run(self._lua["dead"], keys, args))
+
+    async def dead_trim(self, k: QueueKeys, max_dead: int, dead_ttl_ms: int) -> int:
+        """Forget dead letters older than ``dead_ttl_ms`` and beyond ``max_dead``.
+
+        :returns: how many were forgotten (at most 2,000 per call).
+        """
+        keys = [k.dead, k.jobs, k.attempts, k.state, k.errors, k.group_of]
+        return int(await self._run(self._lua["dead_trim"], keys, [max_dead, dead_ttl_ms]))
 
     async def requeue(self, k: QueueKeys, job_id: str, token: str, state: bytes = b"") -> bool:
         keys = [k.active, k.ready, k.leases, k.attempts, k.state, k.wake, k.group_of, k.groups]

@@ -9,6 +9,9 @@
 --   slot freed in a group with a concurrency cap wakes an idle worker)
 -- returns a table with one entry per job: 1 = recorded, 0 = the lease was lost (another
 --   worker owns the job now; nothing was changed for it)
+-- Invariant: every job id is in exactly one of ready, fair, scheduled, active or dead at
+-- the end of the script, whatever fails: every key written is type-checked first (a
+-- wrong-typed key fails the call with WRONGTYPE having changed nothing).
 local active, jobs, attempts, leases, state, errors = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
   KEYS[5], KEYS[6]
 local ttl = tonumber(ARGV[1])
@@ -18,10 +21,23 @@ local out = {}
 local n = (#ARGV - 1) / 4
 local wake, group_of, groups = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
 local woken = false
+aw_types(active, 'zset', jobs, 'hash', attempts, 'hash', leases, 'hash', state, 'hash',
+  errors, 'hash', KEYS[7], 'list', wake, 'list', group_of, 'hash', groups, 'hash')
+-- the jobs whose lease the caller holds (their done LISTs are checked before any write;
+-- a result STRING needs no check: SET replaces a key of any type)
+local held, seen = {}, {}
 for i = 1, n do
   local base = 1 + (i - 1) * 4
-  local id, token, result, batch = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
-  if redis.call('HGET', leases, id) == token then
+  local id = ARGV[base + 1]
+  if not seen[id] and redis.call('HGET', leases, id) == ARGV[base + 2] then
+    held[i], seen[id] = true, true
+    aw_types(KEYS[7 + 2 * i], 'list')
+  end
+end
+for i = 1, n do
+  local base = 1 + (i - 1) * 4
+  local id, result, batch = ARGV[base + 1], ARGV[base + 3], ARGV[base + 4]
+  if held[i] then
     redis.call('ZREM', active, id)
     redis.call('HDEL', leases, id)
     redis.call('HDEL', jobs, id)
@@ -31,8 +47,8 @@ for i = 1, n do
     local group = redis.call('HGET', group_of, id)
     if group then
       redis.call('HDEL', group_of, id)
-      redis.call('HINCRBY', groups, 'r:' .. group, -1)
-      redis.call('HINCRBY', groups, 'd:' .. group, 1)
+      aw_hincr(groups, 'r:' .. group, -1)
+      aw_hincr(groups, 'd:' .. group, 1)
       local caps = redis.call('HMGET', groups, 'cap', 'c:' .. group)
       if caps[1] or caps[2] then woken = true end
     end
