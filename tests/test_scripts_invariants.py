@@ -27,7 +27,7 @@ from aioworker.broker import Broker
 from aioworker.groups import check_group
 from aioworker.keys import QueueKeys
 from aioworker.scripts import Arg, EnqueueItem, LuaScript, Scripts
-from tests.scriptkit import PAYLOAD, text
+from tests.scriptkit import PAYLOAD, places_of, text, where_is
 
 TOKEN = "w:1"
 LEASE_MS = 60_000
@@ -90,32 +90,9 @@ def _case(broker: Broker, r: redis.asyncio.Redis) -> Case:
     return case
 
 
-async def where_is(r: redis.asyncio.Redis, k: QueueKeys, job_id: str) -> list[str]:
-    """The job structures of ``keys.py`` that hold ``job_id``: a job with a record must be
-    in exactly one, a finished one in none."""
-    return (await _places(r, k, [job_id]))[job_id]
-
-
-_ZSETS = ("scheduled", "active", "dead", "fair")
-
-
-async def _places(r: redis.asyncio.Redis, k: QueueKeys, ids: list[str]) -> dict[str, list[str]]:
-    pipe = r.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.execute_command("LPOS", k.ready, job_id)
-        for name in _ZSETS:
-            pipe.zscore(getattr(k, name), job_id)
-    found = iter(await pipe.execute())
-    out = {}
-    for job_id in ids:
-        hits = [next(found) is not None for _ in range(1 + len(_ZSETS))]
-        out[job_id] = [name for name, hit in zip(("ready", *_ZSETS), hits, strict=True) if hit]
-    return out
-
-
 async def assert_invariant(c: Case) -> None:
     records = {text(x) for x in await c.r.hkeys(c.k.jobs)}
-    places = await _places(c.r, c.k, sorted(records | set(IDS)))
+    places = await places_of(c.r, c.k, sorted(records | set(IDS)))
     for job_id, where in places.items():
         if job_id in records:
             assert len(where) == 1, f"job {job_id} is in {where}"
