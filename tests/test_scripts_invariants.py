@@ -322,3 +322,18 @@ async def test_a_schedule_marker_holding_garbage_starts_again_from_now(
 
     assert reply.code == 0 and reply.marker_ms == reply.now_ms
     await assert_invariant(c)
+
+
+async def test_a_batch_child_buried_by_fetch_reports_its_failure_to_the_batch_outbox(
+    broker: Broker, raw: redis.asyncio.Redis
+) -> None:
+    c = _case(broker, raw)
+    child = b'{"t":"tests.task","a":[],"k":{},"b":"batch-1"}'
+    await c.scripts.enqueue_items(c.k, [EnqueueItem("c1", child)])
+    await c.r.hset(c.k.attempts, "c1", "1.5")
+
+    reply = await c.scripts.fetch(c.k, 10, LEASE_MS, "w:2")
+
+    assert reply.buried == ["c1"]
+    assert await c.r.lrange(c.k.batch_outbox, 0, -1) == [b"batch-1|c1|failed"]
+    assert await where_is(c.r, c.k, "c1") == ["dead"]
