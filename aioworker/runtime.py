@@ -410,6 +410,7 @@ class Runtime:
             timeout_s=timeout,
             shutting_down=self.shutting_down,
             cancel_requested=run.cancel_requested,
+            max_result_bytes=self.worker.max_result_bytes,
         )
         return outcome
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, NamedTuple
 
+from .arity import CALL_ARGS, MAX_ARGS, pieces
 from .keys import QueueKeys
 
 log = logging.getLogger("aioworker.worker")
@@ -100,10 +101,17 @@ class EnqueueChunk:
     at once make each allocation slower).
     """
 
-    __slots__ = ("_chosen", "_k", "_locks", "_options", "_payloads", "_sizes", "ids")
+    __slots__ = ("_chosen", "_k", "_locks", "_options", "_payloads", "_sizes", "argc", "ids")
+
+    #: Keys and arguments of the call whatever its jobs: 9 keys, 5 arguments.
+    FIXED_ARGS = 14
+    #: The most one job adds: a chosen id (its result key and the id), a unique lock key
+    #: and the 6 option fields.
+    MAX_JOB_ARGS = 9
 
     def __init__(self, k: QueueKeys) -> None:
         self._k = k
+        self.argc = CALL_ARGS + self.FIXED_ARGS  # words of the Redis command so far
         self.ids: list[str] = []
         self._payloads = bytearray()
         self._sizes: list[str] = []  # per job: id and payload bytes, check, at_ms, delay_ms
@@ -117,6 +125,10 @@ class EnqueueChunk:
     @property
     def payload_bytes(self) -> int:
         return len(self._payloads)
+
+    def full(self) -> bool:
+        """Whether one more job might take the call over :data:`~aioworker.arity.MAX_ARGS`."""
+        return self.argc + self.MAX_JOB_ARGS > MAX_ARGS
 
     def add(
         self,
@@ -148,9 +160,12 @@ class EnqueueChunk:
             self._sizes.append(f"{id_size} {len(payload)} {check} {at_ms} {delay_ms}")
             if not fresh:
                 self._chosen.append(job_id)
+                self.argc += 2
         if group or unique_mode:
             if unique_mode:
                 self._locks.append(self._k.unique(unique_key))
+                self.argc += 1
+            self.argc += 6
             self._options += (len(ids), group, unique_mode, lock_ttl_ms)
             self._options += (1 if extend else 0, max_wait_ms)
 
@@ -261,10 +276,14 @@ class Scripts:
         :returns: per item True (created), False (its id existed), or the id of the job
             holding its unique lock (nothing created).
         """
+        flags: list[bool | str] = []
         chunk = EnqueueChunk(k)
         for item in items:
+            if chunk.full():
+                flags += await self.enqueue_chunk(chunk)
+                chunk = EnqueueChunk(k)
             chunk.add(*item)
-        return await self.enqueue_chunk(chunk)
+        return flags + await self.enqueue_chunk(chunk)
 
     async def enqueue_chunk(self, chunk: EnqueueChunk) -> list[bool | str]:
         """Enqueue the jobs of a chunk in one call; returns like :meth:`enqueue_items`."""
@@ -342,16 +361,21 @@ class Scripts:
         result_ttl_ms: int,
         done: Sequence[tuple[str, str, bytes] | tuple[str, str, bytes, str]],
     ) -> list[bool]:
-        """done: (id, token, result json[, batch id]). Returns recorded flags."""
-        keys = [k.active, k.jobs, k.attempts, k.leases, k.state, k.errors, k.batch_outbox]
-        args: list[Arg] = [result_ttl_ms]
-        for item in done:
-            job_id = item[0]
-            keys += [k.result(job_id), k.done(job_id)]
-            args += [job_id, item[1], item[2], item[3] if len(item) == 4 else ""]
-        keys += [k.wake, k.group_of, k.groups]
-        reply = await self._run(self._lua["complete"], keys, args)
-        return [bool(x) for x in reply]
+        """done: (id, token, result json[, batch id]). Returns recorded flags.
+
+        More jobs than fit in one command are acked in several calls, each atomic."""
+        flags: list[bool] = []
+        for piece in pieces(done, 11, 6):  # 10 keys + the TTL; 2 keys + 4 args per job
+            keys = [k.active, k.jobs, k.attempts, k.leases, k.state, k.errors, k.batch_outbox]
+            args: list[Arg] = [result_ttl_ms]
+            for item in piece:
+                job_id = item[0]
+                keys += [k.result(job_id), k.done(job_id)]
+                args += [job_id, item[1], item[2], item[3] if len(item) == 4 else ""]
+            keys += [k.wake, k.group_of, k.groups]
+            reply = await self._run(self._lua["complete"], keys, args)
+            flags += [bool(x) for x in reply]
+        return flags
 
     async def retry(
         self,
@@ -426,18 +450,25 @@ class Scripts:
         self, k: QueueKeys, lease_ms: int, held: Sequence[tuple[str, str]]
     ) -> list[str]:
         """held: (id, token). Returns the ids whose lease was lost."""
-        args: list[Arg] = [lease_ms]
-        for job_id, token in held:
-            args += [job_id, token]
-        reply = await self._run(self._lua["extend"], [k.active, k.leases], args)
-        return [_s(x) for x in reply]
+        lost: list[str] = []
+        for piece in pieces(held, 3, 2):  # 2 keys + the lease; id and token per job
+            args: list[Arg] = [lease_ms]
+            for job_id, token in piece:
+                args += [job_id, token]
+            reply = await self._run(self._lua["extend"], [k.active, k.leases], args)
+            lost += [_s(x) for x in reply]
+        return lost
 
     async def revive(self, k: QueueKeys, job_ids: Sequence[str]) -> int:
-        keys = [k.dead, k.ready, k.jobs, k.attempts, k.errors, k.wake]
-        for job_id in job_ids:
-            keys += [k.result(job_id), k.done(job_id)]
-        keys += [k.group_of, k.groups]
-        return int(await self._run(self._lua["revive"], keys, list(job_ids)))
+        """Returns how many were moved (in several calls, each atomic, for many ids)."""
+        moved = 0
+        for piece in pieces(job_ids, 8, 3):  # 8 keys; 2 keys + the id per job
+            keys = [k.dead, k.ready, k.jobs, k.attempts, k.errors, k.wake]
+            for job_id in piece:
+                keys += [k.result(job_id), k.done(job_id)]
+            keys += [k.group_of, k.groups]
+            moved += int(await self._run(self._lua["revive"], keys, list(piece)))
+        return moved
 
     async def status(self, k: QueueKeys, job_id: str) -> StatusReply:
         keys = [
