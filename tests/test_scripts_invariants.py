@@ -27,7 +27,7 @@ from aioworker.broker import Broker
 from aioworker.groups import check_group
 from aioworker.keys import QueueKeys
 from aioworker.scripts import Arg, EnqueueItem, LuaScript, Scripts
-from tests.scriptkit import PAYLOAD, text
+from tests.scriptkit import PAYLOAD, places_of, text, where_is
 
 TOKEN = "w:1"
 LEASE_MS = 60_000
@@ -90,32 +90,9 @@ def _case(broker: Broker, r: redis.asyncio.Redis) -> Case:
     return case
 
 
-async def where_is(r: redis.asyncio.Redis, k: QueueKeys, job_id: str) -> list[str]:
-    """The job structures of ``keys.py`` that hold ``job_id``: a job with a record must be
-    in exactly one, a finished one in none."""
-    return (await _places(r, k, [job_id]))[job_id]
-
-
-_ZSETS = ("scheduled", "active", "dead", "fair")
-
-
-async def _places(r: redis.asyncio.Redis, k: QueueKeys, ids: list[str]) -> dict[str, list[str]]:
-    pipe = r.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.execute_command("LPOS", k.ready, job_id)
-        for name in _ZSETS:
-            pipe.zscore(getattr(k, name), job_id)
-    found = iter(await pipe.execute())
-    out = {}
-    for job_id in ids:
-        hits = [next(found) is not None for _ in range(1 + len(_ZSETS))]
-        out[job_id] = [name for name, hit in zip(("ready", *_ZSETS), hits, strict=True) if hit]
-    return out
-
-
 async def assert_invariant(c: Case) -> None:
     records = {text(x) for x in await c.r.hkeys(c.k.jobs)}
-    places = await _places(c.r, c.k, sorted(records | set(IDS)))
+    places = await places_of(c.r, c.k, sorted(records | set(IDS)))
     for job_id, where in places.items():
         if job_id in records:
             assert len(where) == 1, f"job {job_id} is in {where}"
@@ -345,3 +322,18 @@ async def test_a_schedule_marker_holding_garbage_starts_again_from_now(
 
     assert reply.code == 0 and reply.marker_ms == reply.now_ms
     await assert_invariant(c)
+
+
+async def test_a_batch_child_buried_by_fetch_reports_its_failure_to_the_batch_outbox(
+    broker: Broker, raw: redis.asyncio.Redis
+) -> None:
+    c = _case(broker, raw)
+    child = b'{"t":"tests.task","a":[],"k":{},"b":"batch-1"}'
+    await c.scripts.enqueue_items(c.k, [EnqueueItem("c1", child)])
+    await c.r.hset(c.k.attempts, "c1", "1.5")
+
+    reply = await c.scripts.fetch(c.k, 10, LEASE_MS, "w:2")
+
+    assert reply.buried == ["c1"]
+    assert await c.r.lrange(c.k.batch_outbox, 0, -1) == [b"batch-1|c1|failed"]
+    assert await where_is(c.r, c.k, "c1") == ["dead"]

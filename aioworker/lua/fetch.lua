@@ -109,13 +109,13 @@ local function lease(id, group)
     dropped[#dropped + 1] = id
     return false
   end
-  -- (the worker decodes the record itself and dead-letters one it cannot read)
-  local n = redis.call('HGET', attempts, id)
-  if n and not aw_int(n) then
+  -- (the worker decodes the record itself and dead-letters one it cannot read); an
+  -- attempt count that is not an integer makes HINCRBY fail without writing
+  local n = redis.pcall('HINCRBY', attempts, id, 1)
+  if type(n) == 'table' then
     bury(id, record, 'its attempt count is not an integer', group)
     return false
   end
-  n = redis.call('HINCRBY', attempts, id, 1)
   redis.call('HSET', leases, id, token)
   redis.call('ZADD', active, deadline, id)
   local st = redis.call('HGET', state, id)
