@@ -41,7 +41,7 @@ WRAPPED_62 = "ERR Error running script (call to f_2f5a4c0d1e3b): @user_script:12
 
 def parsed(reply: str) -> BaseException:
     """The exception redis-py builds for an error reply."""
-    return BaseParser.parse_error(reply)  # type: ignore[no-any-return]
+    return BaseParser.parse_error(reply)  # type: ignore[no-any-return,no-untyped-call]
 
 
 def test_every_retry_later_reply_is_sorted_as_retry_later() -> None:
@@ -109,7 +109,7 @@ def test_refusals_name_the_command_or_permission() -> None:
 async def test_a_real_server_s_oom_busy_and_acl_errors(redis_factory: RedisFactory) -> None:
     server = redis_factory()
     admin = redis.Redis(host="127.0.0.1", port=server.port)
-    admin.execute_command(
+    admin.execute_command(  # type: ignore[no-untyped-call]
         "ACL", "SETUSER", "reader", "on", ">pw", "~*", "+@read", "+@scripting", "+ping"
     )
     broker = Broker(server.url)
@@ -136,7 +136,7 @@ async def test_a_real_server_s_oom_busy_and_acl_errors(redis_factory: RedisFacto
             raise AssertionError("a user without write permission could write")
         raw = aioredis.Redis(host="127.0.0.1", port=server.port)
         try:
-            await raw.execute_command("NOSUCHCOMMAND")
+            await raw.execute_command("NOSUCHCOMMAND")  # type: ignore[no-untyped-call]
         except ResponseError as exc:
             assert isinstance(translate(exc), RedisRefused)
             assert "NOSUCHCOMMAND" in str(translate(exc)).upper()
