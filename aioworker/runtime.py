@@ -36,7 +36,6 @@ from .capacity import Capacity
 from .context import JobContext
 from .errors import Skip
 from .executor import Outcome, error_info, execute, failure
-from .extensions import Service
 from .heartbeat import Heartbeat
 from .hooks import BusyTracker
 from .job import JobRecord
@@ -46,6 +45,7 @@ from .outcomes import OutcomeWriter
 from .payload import DecodeError, decode_record
 from .running import Running
 from .scripts import FetchedJob
+from .supervisor import Supervisor
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -103,6 +103,12 @@ class Runtime:
         self._pending: dict[str, tuple[int, float]] = {}
         self._idle_since = time.monotonic()
         self._services: list[asyncio.Task[None]] = []
+        self.unhealthy: str | None = None  # why a failing loop stops this worker
+        self.supervisor = Supervisor(
+            unhealthy_after_s=worker.loop_unhealthy_after_s,
+            exit_after_s=worker.loop_exit_after_s,
+            on_exit=self._give_up,
+        )
         self._wakers: set[asyncio.Task[None]] = set()
         self.busy = BusyTracker(worker.on_busy, worker.on_idle)
         self.outcomes = OutcomeWriter(worker, self.scripts, self.durable, self.keys)
@@ -122,12 +128,14 @@ class Runtime:
     async def start(self) -> None:
         """Connect and start fetching (raises BrokerUnavailable if Redis is down)."""
         await self.broker.connect()
+        spawn = self.supervisor.spawn
         for q in self.queues:
-            self._fetchers[q] = asyncio.create_task(self._fetch_loop(q), name=f"fetch:{q}")
-        self.heartbeat.start()
+            self._fetchers[q] = spawn(f"fetch:{q}", functools.partial(self._fetch_loop, q))
+        self.heartbeat.start(spawn)
         self.busy.start()
-        for service in self.worker.services:
-            self._services.append(asyncio.create_task(self._service(service)))
+        for n, service in enumerate(self.worker.services):
+            name = getattr(service, "__name__", type(service).__name__)
+            self._services.append(spawn(f"service:{n}:{name}", functools.partial(service, self)))
         log.info(
             "worker %s serving %s (lease %.1f s, heartbeat %.1f s)",
             self.worker_id,
@@ -136,13 +144,10 @@ class Runtime:
             self.worker.heartbeat_s,
         )
 
-    async def _service(self, service: Service) -> None:
-        try:
-            await service(self)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("background service %r failed", service)
+    def _give_up(self, reason: str) -> None:
+        """A loop kept failing: drain and stop (the process exits non-zero)."""
+        self.unhealthy = reason
+        self.stopped.set()
 
     async def stop_services(self) -> None:
         for task in self._services:
@@ -202,6 +207,9 @@ class Runtime:
                 self.outage.down(exc)
                 await asyncio.sleep(self.outage.retry_delay())
                 continue
+            except Exception:
+                self.capacity.release(queue, n)  # the supervisor logs it and restarts
+                raise
             finally:
                 wait_s = None
                 self._idle.discard(queue)
@@ -431,10 +439,11 @@ class Runtime:
     # -- probes ----------------------------------------------------------------------
 
     def liveness(self) -> str | None:
-        """None while alive, else why not (the heartbeat task died)."""
+        """None while alive, else why not (the heartbeat task died, or a loop keeps
+        failing)."""
         if not self.heartbeat.alive:
             return "heartbeat stopped"
-        return None
+        return self.supervisor.liveness()
 
     def readiness(self) -> str | None:
         """None while fetching jobs, else why not (draining, or Redis unavailable)."""
