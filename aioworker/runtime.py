@@ -100,6 +100,8 @@ class Runtime:
         self._fetchers: dict[str, asyncio.Task[None]] = {}
         self._waits: dict[str, asyncio.Task[bool]] = {}
         self._idle: set[str] = set()  # queues whose fetch waits on the wake list first
+        self._in_fetch: set[str] = set()  # queues whose fetch script is in flight
+        self.fetchers_cut_off = 0  # fetch loops cancelled after the stop's 2 s wait
         self._pending: dict[str, tuple[int, float]] = {}
         self._idle_since = time.monotonic()
         self._services: list[asyncio.Task[None]] = []
@@ -167,9 +169,15 @@ class Runtime:
         halted = [self.keys[q].halt(self.worker_id) for q in self._idle]
         if halted:
             await self._halt_calls(self.broker.halt, halted)
+        # loops waiting for a free slot, a backoff or an idle wait end at once; only a
+        # fetch script in flight is waited for (its jobs are then run or requeued)
+        self.capacity.close()
+        for q, t in self._fetchers.items():
+            if q not in self._in_fetch:
+                t.cancel()
         fetchers = list(self._fetchers.values())
-        # a fetch script in flight finishes (its jobs are then run or requeued)
         done, pending = await asyncio.wait(fetchers, timeout=2.0) if fetchers else (set(), set())
+        self.fetchers_cut_off = len(pending)
         for t in pending:
             t.cancel()
         del done
@@ -200,6 +208,7 @@ class Runtime:
             token = f"{self.worker_id}:{next(self._seq)}"
             if wait_s is not None:
                 self._idle.add(queue)
+            self._in_fetch.add(queue)
             try:
                 reply = await self.scripts.fetch(k, n, lease_ms, token, halt=halt, wait_s=wait_s)
             except TRANSIENT_ERRORS as exc:
@@ -213,6 +222,7 @@ class Runtime:
             finally:
                 wait_s = None
                 self._idle.discard(queue)
+                self._in_fetch.discard(queue)
                 if timer is not None:
                     timer.cancel()
                     timer = None
