@@ -7,7 +7,9 @@ errors a real server gives are provoked on a throwaway ``redis-server``.
 from __future__ import annotations
 
 import hashlib
+import logging
 
+import pytest
 import redis
 import redis.asyncio as aioredis
 from redis._parsers.base import BaseParser
@@ -146,3 +148,14 @@ async def test_a_real_server_s_oom_busy_and_acl_errors(redis_factory: RedisFacto
         await broker.close()
         await limited.close()
         admin.close()
+
+
+def test_a_refusal_at_start_up_exits_3_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    from aioworker.cli.common import EXIT_REDIS, guarded
+
+    def start() -> int:
+        raise translate(parsed("NOPERM User w has no permissions to run the 'evalsha' command"))
+
+    with caplog.at_level(logging.ERROR):
+        assert guarded(start) == EXIT_REDIS == 3
+    assert "'evalsha'" in caplog.text and "Traceback" not in caplog.text
