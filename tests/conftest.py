@@ -21,7 +21,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.redis_procs import RedisCluster, RedisFactory, RedisProcess, missing_binaries
+from tests.redis_procs import (
+    RedisCluster,
+    RedisFactory,
+    RedisProcess,
+    cli_binary,
+    missing_binaries,
+    server_binary,
+)
 from tests.worker_kit import MakeWorker, worker_factory
 from tests.worker_procs import WorkerSpawner
 
@@ -43,7 +50,7 @@ def _require(*binaries: str) -> None:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of database 0 on a ``redis-server`` shared by the whole test run."""
-    _require("redis-server")
+    _require(server_binary())
     server = RedisProcess(tmp_path_factory.mktemp("redis"))
     server.start()
     try:
@@ -55,7 +62,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of one node (a startup node) of a three-master cluster shared by the test run."""
-    _require("redis-server", "redis-cli")
+    _require(server_binary(), cli_binary())
     cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
     cluster.start()
     try:
@@ -70,7 +77,7 @@ def redis_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisFac
 
     Each has its own port and directory; all are stopped at teardown whatever state they are in.
     """
-    _require("redis-server")
+    _require(server_binary())
     servers: list[RedisProcess] = []
 
     def start(*, aof: bool = False) -> RedisProcess:
