@@ -11,6 +11,10 @@
 
 Without the Redis binaries the Redis fixtures skip, except when ``CI`` is set: there a missing
 binary fails the run instead of hiding every test behind a skip.
+
+:data:`MATRIX_MODULES` are the modules ``make test-matrix`` runs again on every other supported
+server build (``.ci/matrix.sh``): single node and the cluster fixture, job lifecycle, scripts,
+limits and Redis faults.
 """
 
 from __future__ import annotations
@@ -31,6 +35,21 @@ from tests.redis_procs import (
 )
 from tests.worker_kit import MakeWorker, worker_factory
 from tests.worker_procs import WorkerSpawner
+
+#: Test modules ``make test-matrix`` runs on each server in ``.ci/servers.py``.
+MATRIX_MODULES = (
+    "tests/test_enqueue.py",
+    "tests/test_retries.py",
+    "tests/test_delays.py",
+    "tests/test_timeouts.py",
+    "tests/test_groups.py",
+    "tests/test_cluster.py",
+    "tests/test_limits.py",
+    "tests/test_redis_errors.py",
+    "tests/test_redis_faults.py",
+    "tests/test_scripts_invariants.py",
+    "tests/test_lua_*.py",
+)
 
 
 def _in_ci() -> bool:
