@@ -2,6 +2,8 @@
 
 - ``redis_url``: one throwaway ``redis-server`` for the test run.
 - ``redis_cluster_url``: one throwaway three-master cluster for the test run.
+- ``redis_cluster_replicated``: a six-node cluster (three masters, one replica each) of the
+  test alone, which it may fail over and reshard (``tests/redis_topologies.py``).
 - ``redis_proc``: a fresh AOF-backed server per test, for tests that kill and restart Redis;
   ``redis_factory(aof=...)`` starts more of them.
 - ``prefix``: a unique key prefix per test, so no test ever flushes a database.
@@ -33,6 +35,7 @@ from tests.redis_procs import (
     missing_binaries,
     server_binary,
 )
+from tests.redis_topologies import ReplicatedCluster
 from tests.worker_kit import MakeWorker, worker_factory
 from tests.worker_procs import WorkerSpawner
 
@@ -86,6 +89,20 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     cluster.start()
     try:
         yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_replicated(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ReplicatedCluster]:
+    """Three masters with one replica each, of this test alone; stopped at teardown."""
+    _require(server_binary(), cli_binary())
+    cluster = ReplicatedCluster(tmp_path_factory.mktemp("redis-cluster-replicated"))
+    cluster.start()
+    try:
+        yield cluster
     finally:
         cluster.stop()
 

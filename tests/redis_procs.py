@@ -307,16 +307,22 @@ class RedisProcess:
 
 
 class RedisCluster:
-    """Three masters without replicas, each a :class:`RedisProcess` with cluster mode on.
+    """Masters (three by default) and their replicas, each a :class:`RedisProcess` with
+    cluster mode on. Without replicas the cluster is three masters only; the helpers for
+    replicas, failover and slot migration are in ``tests/redis_topologies.py``.
 
     :param directory: where the nodes keep logs and ``nodes-<port>.conf`` files.
     :param size: how many masters.
+    :param replicas: how many replicas per master (``redis-cli --cluster create`` picks
+        which node replicates which).
     """
 
-    def __init__(self, directory: Path, *, size: int = 3) -> None:
+    def __init__(self, directory: Path, *, size: int = 3, replicas: int = 0) -> None:
         self.directory = directory
+        self.masters = size
+        self.replicas = replicas
         self.nodes: list[RedisProcess] = []
-        for _ in range(size):
+        for _ in range(size * (1 + replicas)):
             port = pick_free_port(cluster_bus=True)
             extra = [
                 "--cluster-enabled",
@@ -360,7 +366,7 @@ class RedisCluster:
             "create",
             *(f"{HOST}:{port}" for port in self.ports),
             "--cluster-replicas",
-            "0",
+            str(self.replicas),
             "--cluster-yes",
         ]
         result = subprocess.run(
@@ -393,6 +399,20 @@ class RedisCluster:
                 time.sleep(0.1)
         if pending:
             raise RuntimeError(f"cluster node {pending[0].port} never became ok: {last}")
+        if self.replicas:
+            self._wait_until_replicas_synced(deadline)
+
+    def _wait_until_replicas_synced(self, deadline: float) -> None:
+        linked = 0
+        while time.monotonic() < deadline:
+            linked = sum(
+                node_command(node.port, "INFO", "replication").get("master_link_status") == "up"
+                for node in self.nodes
+            )
+            if linked == self.masters * self.replicas:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"only {linked} cluster replicas linked to their master")
 
     def stop(self) -> None:
         """Stop every node by its PID."""
