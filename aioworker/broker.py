@@ -18,7 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, ReadOnlyError, RedisError
 
 from .errors import BrokerUnavailable
 from .keys import QueueKeys
@@ -122,6 +124,13 @@ class Broker:
                 rc = RedisCluster.from_url(self.url, max_connections=max_connections, **opts)
                 await rc.initialize()
                 return rc
+            # READONLY: the node behind the URL was demoted (a failover moved the primary,
+            # and the DNS name or endpoint now points to the new one). The connection that
+            # got it is closed, so the next try connects afresh instead of asking the old
+            # node for ever; READONLY means nothing was written, so one immediate retry is
+            # safe. Other errors are not retried here.
+            opts.setdefault("retry", Retry(NoBackoff(), 1, supported_errors=(ReadOnlyError,)))
+            opts.setdefault("retry_on_error", [ReadOnlyError])
             pool = aioredis.BlockingConnectionPool.from_url(
                 self.url, max_connections=max_connections, timeout=30, **opts
             )
