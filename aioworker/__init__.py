@@ -14,6 +14,7 @@ from .errors import (
     BatchError,
     BatchNotFound,
     BatchSealed,
+    BrokerBusy,
     BrokerUnavailable,
     ConfigError,
     CronExpressionError,
@@ -29,10 +30,12 @@ from .errors import (
     PayloadError,
     PayloadTooLarge,
     RateLimited,
+    RedisRefused,
     ResultTimeout,
     Retry,
     UnknownScheduleError,
     UnknownTaskError,
+    WorkerUnhealthy,
 )
 from .groups import GroupProgress, GroupRateLimit, Groups
 from .handle import JobHandle
@@ -57,6 +60,7 @@ __all__ = (
     "BatchOutcome",
     "BatchProgress",
     "BatchSealed",
+    "BrokerBusy",
     "BrokerUnavailable",
     "Bucket",
     "Concurrent",
@@ -87,6 +91,7 @@ __all__ = (
     "PayloadTooLarge",
     "Points",
     "RateLimited",
+    "RedisRefused",
     "ResultTimeout",
     "Retry",
     "ScheduleInfo",
@@ -97,6 +102,7 @@ __all__ = (
     "UnknownTaskError",
     "Window",
     "Worker",
+    "WorkerUnhealthy",
     "__version__",
     "tick_of",
 )

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from .broker import TRANSIENT_ERRORS
+from .supervisor import log_failure
 
 __all__ = ("Acker", "Durable")
 
@@ -80,7 +81,8 @@ class Acker(Generic[Item]):
         fut: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._pending.append((item, fut))
         if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush())
+            self._flusher = asyncio.create_task(self._flush(), name="acks")
+            self._flusher.add_done_callback(log_failure)
         return await fut
 
     async def _flush(self) -> None:

@@ -18,22 +18,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import BrokerUnavailable
 from .keys import QueueKeys
+from .redis_errors import RETRY_LATER_CLASSES, translating
 from .scripts import Arg, LuaScript, Scripts
 
 __all__ = ("TRANSIENT_ERRORS", "Broker", "mask_url")
 
 log = logging.getLogger("aioworker.broker")
 
-#: Errors after which a call may succeed when repeated (connection lost, Redis restarting).
+#: Errors after which a call may succeed when repeated: connection lost, Redis restarting,
+#: and the retry-later replies of :mod:`redis_errors` (READONLY, OOM, BUSY, ...; the
+#: broker's calls raise those as BrokerBusy, a ConnectionError).
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
+    *RETRY_LATER_CLASSES,
     ConnectionError,
     OSError,
 )
@@ -138,6 +138,7 @@ class Broker:
         if client is not None:
             await client.aclose()
 
+    @translating
     async def _run_script(self, script: LuaScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         client = self._client or await self.connect()
         try:
@@ -145,6 +146,7 @@ class Broker:
         except NoScriptError:
             return await client.eval(script.source, len(keys), *keys, *args)
 
+    @translating
     async def _run_after_wait(
         self,
         wait_keys: Sequence[str],
@@ -172,6 +174,7 @@ class Broker:
             raise reply
         return reply
 
+    @translating
     async def halt(self, key: str) -> None:
         """Wake this worker's pipelined wait on ``key`` so that its fetch leases nothing.
 
@@ -184,6 +187,7 @@ class Broker:
             pipe.pexpire(key, 60_000)
             await pipe.execute()
 
+    @translating
     async def unhalt(self, key: str) -> None:
         """Remove a halt list once the wait it woke has returned."""
         client = self._client or await self.connect()
@@ -191,6 +195,7 @@ class Broker:
 
     # -- plain reads and waits -------------------------------------------------------
 
+    @translating
     async def wait_for_work(self, k: QueueKeys, timeout_s: float) -> bool:
         """Block until a wake token arrives for the queue, or the timeout passes.
 
@@ -200,6 +205,7 @@ class Broker:
         reply = await client.blpop([k.wake], timeout=max(timeout_s, 0.001))
         return reply is not None
 
+    @translating
     async def wait_token(self, key: str, timeout_s: float) -> bool:
         """Block until a token arrives on a wake list (e.g. a limiter's), or the timeout passes.
 
@@ -215,12 +221,14 @@ class Broker:
         with contextlib.suppress(*TRANSIENT_ERRORS):
             await client.rpush(k.wake, 1)
 
+    @translating
     async def wait_done(self, k: QueueKeys, job_id: str, timeout_s: float) -> None:
         """Block until the job's done marker exists, or the timeout passes (non-destructive)."""
         client = self._client or await self.connect()
         key = k.done(job_id)
         await client.blmove(key, key, max(timeout_s, 0.001), "RIGHT", "LEFT")  # type: ignore[arg-type]
 
+    @translating
     async def wait_marker(self, key: str, timeout_s: float) -> None:
         """Block until the list ``key`` holds an element, or the timeout passes.
 

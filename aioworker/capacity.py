@@ -41,6 +41,7 @@ class Capacity:
         self._used_total = 0
         self._current = dict.fromkeys(limits, 0)  # smooth weighted round-robin state
         self._waiters: dict[str, tuple[asyncio.Future[int], int]] = {}
+        self.closed = False
 
     def free(self, queue: str) -> int:
         local = self.limits[queue] - self.in_use[queue]
@@ -55,8 +56,10 @@ class Capacity:
     async def acquire(self, queue: str, most: int) -> int:
         """Wait until at least one slot of ``queue`` is free and take up to ``most``.
 
-        :returns: the number of slots taken (>= 1).
+        :returns: the number of slots taken (>= 1), or 0 once :meth:`close` was called.
         """
+        if self.closed:
+            return 0
         if not self._waiters and self.free(queue) > 0:
             return self._take(queue, min(most, self.free(queue)))
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -72,6 +75,14 @@ class Capacity:
             if self._waiters.get(queue, (None, 0))[0] is fut:
                 del self._waiters[queue]
 
+    def close(self) -> None:
+        """Stop handing out slots: every waiter, and every later :meth:`acquire`, gets 0
+        at once (a stopping worker's fetch loops must not wait for a free slot)."""
+        self.closed = True
+        for fut, _ in self._waiters.values():
+            if not fut.done():
+                fut.set_result(0)
+
     def release(self, queue: str, n: int) -> None:
         """Give back ``n`` slots of ``queue``."""
         if n <= 0:
@@ -86,6 +97,8 @@ class Capacity:
         return n
 
     def _dispatch(self) -> None:
+        if self.closed:
+            return
         grants: dict[str, int] = {}
         while True:
             ready = [

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from .supervisor import log_failure
+
 __all__ = ("EcsTaskProtection",)
 
 log = logging.getLogger("aioworker.ecs")
@@ -105,7 +107,8 @@ class EcsTaskProtection:
     async def on_busy(self) -> None:
         await self._set(True)
         if self._renew is None and self.url is not None:
-            self._renew = asyncio.create_task(self._renew_loop())
+            self._renew = asyncio.create_task(self._renew_loop(), name="ecs-protection")
+            self._renew.add_done_callback(log_failure)
 
     async def on_idle(self) -> None:
         if self._renew is not None:

@@ -6,7 +6,9 @@ The tree::
     ├── ConfigError                bad configuration: names, options, import strings
     │   ├── ImportStringError      ``module:attr`` could not be loaded (see its ``kind``)
     │   ├── MissingDependency      an optional feature's package is not installed
-    │   └── CronExpressionError    a cron expression that cannot be parsed (names the field)
+    │   ├── CronExpressionError    a cron expression that cannot be parsed (names the field)
+    │   └── RedisRefused           Redis refuses a command for good: a missing ACL permission
+    │                              (NOPERM) or an unknown command (names which)
     ├── EnqueueError               a job could not be enqueued as asked
     │   ├── UnknownTaskError       no task of that name is registered
     │   ├── PayloadError           arguments orjson cannot encode
@@ -14,6 +16,9 @@ The tree::
     │   └── DuplicateJob           a unique job's key is held by another job (only with
     │                              ``on_duplicate="raise"``; ``.job_id`` is the holder)
     ├── BrokerUnavailable          Redis cannot be reached (URL shown, password masked)
+    │   └── BrokerBusy             Redis answered "not now" (READONLY, OOM, BUSY, LOADING,
+    │                              CLUSTERDOWN, ...): the same call may succeed later
+    ├── WorkerUnhealthy            a worker loop kept failing past ``loop_exit_after``
     ├── JobNotFound                no job with that id (never existed, or its result expired)
     ├── ResultTimeout              ``Job.result(timeout=...)`` gave up waiting
     ├── UnknownScheduleError       no periodic schedule of that name is registered
@@ -49,6 +54,7 @@ __all__ = (
     "BatchError",
     "BatchNotFound",
     "BatchSealed",
+    "BrokerBusy",
     "BrokerUnavailable",
     "ConfigError",
     "CronExpressionError",
@@ -64,11 +70,13 @@ __all__ = (
     "PayloadError",
     "PayloadTooLarge",
     "RateLimited",
+    "RedisRefused",
     "ResultTimeout",
     "Retry",
     "Skip",
     "UnknownScheduleError",
     "UnknownTaskError",
+    "WorkerUnhealthy",
 )
 
 
@@ -102,6 +110,12 @@ class MissingDependency(ConfigError, ImportError):
 
 class CronExpressionError(ConfigError):
     """A cron expression could not be parsed; the message names the field and the reason."""
+
+
+class RedisRefused(ConfigError):
+    """Redis refuses a command and will go on refusing it: the ACL user lacks a
+    permission (``NOPERM``) or the server does not know the command; the message names
+    which."""
 
 
 class EnqueueError(AioworkerError):
@@ -140,6 +154,24 @@ class DuplicateJob(EnqueueError):
 
 class BrokerUnavailable(AioworkerError, ConnectionError):
     """Redis could not be reached."""
+
+
+class BrokerBusy(BrokerUnavailable):
+    """Redis answered but cannot serve the request now (``READONLY`` after a failover,
+    ``OOM`` at maxmemory, ``BUSY``, ``LOADING``, ``CLUSTERDOWN``, ...); the same call may
+    succeed later.
+
+    :param code: the Redis error code, e.g. ``"READONLY"``.
+    """
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class WorkerUnhealthy(AioworkerError):
+    """A worker loop kept failing for longer than ``loop_exit_after``: the worker drained
+    and stopped so that its orchestrator replaces it."""
 
 
 class JobNotFound(AioworkerError, LookupError):

@@ -1,6 +1,7 @@
 """Liveness and readiness over HTTP, for Kubernetes probes and load balancers.
 
-``GET /livez``  200 while the event loop runs and the heartbeat task is alive.
+``GET /livez``  200 while the event loop runs and the heartbeat task is alive; 503 once a
+supervised loop has kept failing for ``loop_unhealthy_after`` (:mod:`supervisor`).
 ``GET /readyz`` 200 ``ready`` while the worker fetches jobs; 503 ``draining`` from the
 moment a shutdown starts, 503 ``redis unavailable`` while Redis cannot be reached.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from .broker import TRANSIENT_ERRORS
@@ -21,6 +21,8 @@ from .scripts import Scripts
 __all__ = ("Heartbeat",)
 
 log = logging.getLogger("aioworker.worker")
+
+Spawn = Callable[[str, Callable[[], Awaitable[None]]], "asyncio.Task[None]"]
 
 
 class Heartbeat:
@@ -55,8 +57,12 @@ class Heartbeat:
         self._log_extra = log_extra
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="heartbeat")
+    def start(self, spawn: Spawn | None = None) -> None:
+        """Start renewing; ``spawn(name, loop)`` starts the loop (e.g. supervised)."""
+        if spawn is None:
+            self._task = asyncio.create_task(self._loop(), name="heartbeat")
+        else:
+            self._task = spawn("heartbeat", self._loop)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
+from .supervisor import log_failure
+
 __all__ = ("BusyTracker", "Hook", "Protect")
 
 log = logging.getLogger("aioworker.worker")
@@ -46,6 +48,7 @@ class BusyTracker:
     def start(self) -> None:
         if self.enabled and self._task is None:
             self._task = asyncio.create_task(self._loop(), name="busy-hooks")
+            self._task.add_done_callback(log_failure)
 
     def job_started(self) -> None:
         self._count += 1

@@ -37,6 +37,7 @@ from .broker import TRANSIENT_ERRORS, Broker
 from .errors import ConfigError, LeadershipLost
 from .keys import LeaderKeys, validate_name
 from .scripts import Scripts
+from .supervisor import log_failure
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -138,6 +139,7 @@ class Leadership:
                 self.ttl_s,
             )
             self._renewer = asyncio.create_task(self._renew_loop(), name=f"leader:{self.name}")
+            self._renewer.add_done_callback(log_failure)
         return True
 
     async def acquire(self, max_wait: float | None = None) -> bool:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .broker import TRANSIENT_ERRORS, Broker
 from .errors import ConfigError
 from .keys import validate_name
+from .supervisor import log_failure
 
 if TYPE_CHECKING:
     from .client import Client
@@ -124,6 +125,7 @@ class Renewer:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"renew:{limiter.name}"
             )
+            self._task.add_done_callback(log_failure)
 
     def discard(self, limiter: Renewable, token: str) -> None:
         entry = self._holds.get(limiter.name)

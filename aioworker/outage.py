@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import time
 
+from .errors import BrokerBusy
+
 __all__ = ("Outage",)
 
 log = logging.getLogger("aioworker.worker")
@@ -33,15 +35,16 @@ class Outage:
         return self.since is not None
 
     def down(self, exc: BaseException) -> None:
-        """A call to Redis failed with a connection error."""
+        """A call to Redis failed with a connection error or a retry-later reply."""
         if self.since is not None:
             return
         self.since = time.monotonic()
         self._quiet = self.since - self._ended_at < 5.0
         if not self._quiet:
+            what = "Redis cannot serve requests now" if isinstance(exc, BrokerBusy) else ""
             log.error(
-                "lost the connection to Redis at %s (%s); retrying with backoff, "
-                "running jobs go on",
+                "%s at %s (%s); retrying with backoff, running jobs go on",
+                what or "lost the connection to Redis",
                 self.safe_url,
                 exc,
             )

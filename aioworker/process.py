@@ -14,7 +14,7 @@ from collections.abc import Coroutine, Iterable, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, WorkerUnhealthy
 from .health import HealthServer
 from .instrument import Instruments
 from .keys import validate_name
@@ -130,8 +130,10 @@ async def run_process(
             grace_s=worker.shutdown_grace_s,
             cancel_grace_s=worker.cancel_grace_s,
             force=force,
-            reason=reason[0],
+            reason=runtime.unhealthy or reason[0],
         )
+        if runtime.unhealthy is not None:
+            raise WorkerUnhealthy(f"worker stopped: {runtime.unhealthy}")
     finally:
         worker._stoppers.remove(request_stop)
         for sig in installed:

@@ -33,6 +33,7 @@ from .arity import pieces
 from .broker import TRANSIENT_ERRORS
 from .keys import RegistryKeys
 from .payload import dumps, loads
+from .supervisor import log_failure
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -201,6 +202,7 @@ class WorkerRegistry:
         await queues(scripts, self.keys, self.runtime.queues)
         await self._beat()
         self._task = asyncio.create_task(self._loop(), name="registry")
+        self._task.add_done_callback(log_failure)
 
     async def _beat(self) -> None:
         self._seen_ms = await worker_beat(

@@ -37,7 +37,6 @@ from .context import JobContext, decode_state
 from .dead_trim import trim_dead
 from .errors import Skip
 from .executor import Outcome, error_info, execute, failure
-from .extensions import Service
 from .heartbeat import Heartbeat
 from .hooks import BusyTracker
 from .job import JobRecord
@@ -47,6 +46,7 @@ from .outcomes import OutcomeWriter
 from .payload import DecodeError, decode_record
 from .running import Running
 from .scripts import FetchedJob
+from .supervisor import Supervisor
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -101,9 +101,17 @@ class Runtime:
         self._fetchers: dict[str, asyncio.Task[None]] = {}
         self._waits: dict[str, asyncio.Task[bool]] = {}
         self._idle: set[str] = set()  # queues whose fetch waits on the wake list first
+        self._in_fetch: set[str] = set()  # queues whose fetch script is in flight
+        self.fetchers_cut_off = 0  # fetch loops cancelled after the stop's 2 s wait
         self._pending: dict[str, tuple[int, float]] = {}
         self._idle_since = time.monotonic()
         self._services: list[asyncio.Task[None]] = []
+        self.unhealthy: str | None = None  # why a failing loop stops this worker
+        self.supervisor = Supervisor(
+            unhealthy_after_s=worker.loop_unhealthy_after_s,
+            exit_after_s=worker.loop_exit_after_s,
+            on_exit=self._give_up,
+        )
         self._wakers: set[asyncio.Task[None]] = set()
         self.busy = BusyTracker(worker.on_busy, worker.on_idle)
         self.outcomes = OutcomeWriter(worker, self.scripts, self.durable, self.keys)
@@ -123,15 +131,17 @@ class Runtime:
     async def start(self) -> None:
         """Connect and start fetching (raises BrokerUnavailable if Redis is down)."""
         await self.broker.connect()
+        spawn = self.supervisor.spawn
         for q in self.queues:
-            self._fetchers[q] = asyncio.create_task(self._fetch_loop(q), name=f"fetch:{q}")
-        self.heartbeat.start()
+            self._fetchers[q] = spawn(f"fetch:{q}", functools.partial(self._fetch_loop, q))
+        self.heartbeat.start(spawn)
         self.busy.start()
-        for service in self.worker.services:
-            self._services.append(asyncio.create_task(self._service(service)))
+        for n, service in enumerate(self.worker.services):
+            name = getattr(service, "__name__", type(service).__name__)
+            self._services.append(spawn(f"service:{n}:{name}", functools.partial(service, self)))
         w = self.worker  # dead letters expire on a timer too (dead_ttl)
-        trim = trim_dead(self.scripts, self.keys, w.dead_max, w.dead_ttl_ms)
-        self._services.append(asyncio.create_task(trim, name="dead_trim"))
+        trim = functools.partial(trim_dead, self.scripts, self.keys, w.dead_max, w.dead_ttl_ms)
+        self._services.append(spawn("dead_trim", trim))
         log.info(
             "worker %s serving %s (lease %.1f s, heartbeat %.1f s)",
             self.worker_id,
@@ -140,13 +150,10 @@ class Runtime:
             self.worker.heartbeat_s,
         )
 
-    async def _service(self, service: Service) -> None:
-        try:
-            await service(self)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("background service %r failed", service)
+    def _give_up(self, reason: str) -> None:
+        """A loop kept failing: drain and stop (the process exits non-zero)."""
+        self.unhealthy = reason
+        self.stopped.set()
 
     async def stop_services(self) -> None:
         for task in self._services:
@@ -166,9 +173,15 @@ class Runtime:
         halted = [self.keys[q].halt(self.worker_id) for q in self._idle]
         if halted:
             await self._halt_calls(self.broker.halt, halted)
+        # loops waiting for a free slot, a backoff or an idle wait end at once; only a
+        # fetch script in flight is waited for (its jobs are then run or requeued)
+        self.capacity.close()
+        for q, t in self._fetchers.items():
+            if q not in self._in_fetch:
+                t.cancel()
         fetchers = list(self._fetchers.values())
-        # a fetch script in flight finishes (its jobs are then run or requeued)
         done, pending = await asyncio.wait(fetchers, timeout=2.0) if fetchers else (set(), set())
+        self.fetchers_cut_off = len(pending)
         for t in pending:
             t.cancel()
         del done
@@ -199,6 +212,7 @@ class Runtime:
             token = f"{self.worker_id}:{next(self._seq)}"
             if wait_s is not None:
                 self._idle.add(queue)
+            self._in_fetch.add(queue)
             try:
                 reply = await self.scripts.fetch(k, n, lease_ms, token, halt=halt, wait_s=wait_s)
             except TRANSIENT_ERRORS as exc:
@@ -206,9 +220,13 @@ class Runtime:
                 self.outage.down(exc)
                 await asyncio.sleep(self.outage.retry_delay())
                 continue
+            except Exception:
+                self.capacity.release(queue, n)  # the supervisor logs it and restarts
+                raise
             finally:
                 wait_s = None
                 self._idle.discard(queue)
+                self._in_fetch.discard(queue)
                 if timer is not None:
                     timer.cancel()
                     timer = None
@@ -441,10 +459,11 @@ class Runtime:
     # -- probes ----------------------------------------------------------------------
 
     def liveness(self) -> str | None:
-        """None while alive, else why not (the heartbeat task died)."""
+        """None while alive, else why not (the heartbeat task died, or a loop keeps
+        failing)."""
         if not self.heartbeat.alive:
             return "heartbeat stopped"
-        return None
+        return self.supervisor.liveness()
 
     def readiness(self) -> str | None:
         """None while fetching jobs, else why not (draining, or Redis unavailable)."""

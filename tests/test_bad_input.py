@@ -331,11 +331,12 @@ async def test_inspection_skips_and_flags_bad_registry_entries(
     try:
         for n in range(3):
             await w.enqueue("add", n, 1)
-        await w.enqueue("add", 9, 9, queue="other")
+        other = await w.enqueue("add", 9, 9, queue="other")
         async with redis.asyncio.Redis.from_url(redis_url) as r:
             # names written by an older version or by hand, and a queue with a wrong-typed key
             await r.sadd(RegistryKeys(prefix).queues, "a}{b", "has space", b"\xff\xfe", "broken")
             await r.set(QueueKeys(prefix, "broken").ready, "garbage")
+            await r.set(QueueKeys(prefix, "broken").jobs, "garbage")
         bad = {"a}{b", "has space", "\\xff\\xfe", "broken"}
 
         code, out, err = await _cli(
@@ -364,6 +365,11 @@ async def test_inspection_skips_and_flags_bad_registry_entries(
         ready = {p["queue"]: p["total"] for p in pages if p["state"] == "ready"}
         assert ready == {"default": 3, "other": 1}
         assert "warning: queue 'broken' skipped" in err
+
+        # a job looked up in every queue is found past the unreadable one ("broken" < "other")
+        code, out, err = await _cli(redis_url, prefix, capsys, "jobs", "show", OPS_APP, other.id)
+        assert code == 0, err
+        assert "other" in out
 
         app = create_dashboard(w)
         transport = httpx.ASGITransport(app=app)
@@ -476,6 +482,14 @@ async def test_options_at_their_bounds_are_accepted(make_worker: MakeWorker) -> 
 def test_unique_policies_refuse_nan_infinite_and_negative(build: Any) -> None:
     with pytest.raises(ConfigError, match=" must be "):
         build()
+
+
+@pytest.mark.parametrize("ttl", [NAN, INF, -1, "1d"])
+def test_batch_ttl_refuses_nan_infinite_negative_and_wrong_types(
+    make_worker: MakeWorker, ttl: object
+) -> None:
+    with pytest.raises(ConfigError, match=r"^batch ttl must"):
+        make_worker().batch(ttl=ttl)  # type: ignore[arg-type]
 
 
 async def test_task_level_retries_and_timeout_are_bounded(make_worker: MakeWorker) -> None:

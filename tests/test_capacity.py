@@ -189,3 +189,17 @@ def test_limits_must_be_at_least_one() -> None:
         Capacity({"a": 0})
     with pytest.raises(ValueError, match="at least 1"):
         Capacity({"a": 1}, total=0)
+
+
+async def test_close_wakes_every_waiter_with_no_slot_at_once() -> None:
+    cap = Capacity({"a": 1, "b": 1}, total=1)
+    assert await cap.acquire("a", 5) == 1
+    waiting = [waiter(cap, "a", 5), waiter(cap, "b", 5)]
+    await settle()
+    assert not any(t.done() for t in waiting)
+    cap.close()
+    await settle()
+    assert [t.result() for t in waiting] == [0, 0]
+    assert await cap.acquire("b", 5) == 0  # closed: no more slots handed out
+    cap.release("a", 1)
+    assert cap.busy == 0

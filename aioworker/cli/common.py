@@ -8,7 +8,13 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from ..errors import AioworkerError, BrokerUnavailable, ConfigError, ImportStringError
+from ..errors import (
+    AioworkerError,
+    BrokerUnavailable,
+    ConfigError,
+    ImportStringError,
+    RedisRefused,
+)
 from ..importer import import_worker
 from ..process import run_in_new_loop
 
@@ -74,6 +80,9 @@ def guarded(fn: Callable[[], int]) -> int:
     except ImportStringError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
+    except RedisRefused as exc:  # the broker cannot be used as configured
+        log.error("%s", exc)
+        return EXIT_REDIS
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         return EXIT_USAGE
