@@ -141,7 +141,6 @@ async def _eventually_settled(
         await asyncio.sleep(0.2)
 
 
-@pytest.mark.xfail(reason="needs supervised loops (fix-supervise)", strict=False)
 async def test_a_corruptor_loses_and_doubles_no_job_and_kills_no_loop(
     spawn_worker: WorkerSpawner, producer: Worker, redis_url: str, prefix: str
 ) -> None:
