@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .arity import pieces
 from .cancellation import cancel
 from .errors import UnknownTaskError
 from .inspect import Inspector
@@ -37,12 +38,16 @@ async def pause(scripts: Scripts, k: QueueKeys, paused: bool) -> bool:
 
 
 async def purge(scripts: Scripts, k: QueueKeys, job_ids: Sequence[str]) -> int:
-    """Delete dead-lettered jobs for good; returns how many were deleted."""
-    keys = [k.dead, k.jobs, k.attempts, k.state, k.errors]
-    for job_id in job_ids:
-        keys += [k.result(job_id), k.done(job_id)]
-    keys.append(k.group_of)
-    return int(await scripts.run("purge", keys, list(job_ids)))
+    """Delete dead-lettered jobs for good; returns how many were deleted (in several
+    calls, each atomic, for more ids than fit in one command)."""
+    n = 0
+    for piece in pieces(job_ids, 6, 3):  # 6 keys; 2 keys + the id per job
+        keys = [k.dead, k.jobs, k.attempts, k.state, k.errors]
+        for job_id in piece:
+            keys += [k.result(job_id), k.done(job_id)]
+        keys.append(k.group_of)
+        n += int(await scripts.run("purge", keys, list(piece)))
+    return n
 
 
 @dataclass(frozen=True, slots=True)

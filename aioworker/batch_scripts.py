@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .arity import pieces
 from .keys import BatchKeys, QueueKeys
 from .scripts import Arg, Scripts
 
@@ -76,21 +77,36 @@ class BatchScripts:
         """Register children (or only check that they may be added, with ``check``).
 
         :returns: how many are new to the batch, or -1/-2/-3 (missing/cancelled/sealed).
+            More ids than fit in one command are added in several calls (the callers
+            add at most ``ADD_CHUNK`` at a time, which fit in one).
         """
-        args: list[Arg] = ["check" if check else "add", caller, *job_ids]
-        return int(await self._scripts.run("batch_add", b.all(), args))
+        added = 0
+        for piece in pieces(job_ids, 6, 1):  # 4 keys, the mode and the caller; one id each
+            args: list[Arg] = ["check" if check else "add", caller, *piece]
+            code = int(await self._scripts.run("batch_add", b.all(), args))
+            if code < 0:
+                return code
+            added += code
+        return added
 
     async def batch_apply(
         self, b: BatchKeys, events: Sequence[BatchEvent], claim_ms: int = 10_000
     ) -> ApplyReply:
-        args: list[Arg] = [claim_ms]
-        for e in events:
-            args += [e.event, e.job_id, e.queue]
-        results, flat = await self._scripts.run("batch_apply", b.all(), args)
-        due = [
-            DueCallback(_s(flat[i]), flat[i + 1], _s(flat[i + 2])) for i in range(0, len(flat), 3)
-        ]
-        return ApplyReply([int(r) for r in results], due)
+        """Apply children's outcomes (in several calls, each atomic, for more events than
+        fit in one command)."""
+        results: list[int] = []
+        due: list[DueCallback] = []
+        for piece in pieces(events, 5, 3):  # 4 keys + the claim; 3 arguments per event
+            args: list[Arg] = [claim_ms]
+            for e in piece:
+                args += [e.event, e.job_id, e.queue]
+            codes, flat = await self._scripts.run("batch_apply", b.all(), args)
+            results += [int(r) for r in codes]
+            due += [
+                DueCallback(_s(flat[i]), flat[i + 1], _s(flat[i + 2]))
+                for i in range(0, len(flat), 3)
+            ]
+        return ApplyReply(results, due)
 
     async def batch_info(self, b: BatchKeys, cursor: str = "", page: int = 100) -> InfoReply:
         """The batch's record (empty if unknown) and a page of failed ``queue|id`` members."""
@@ -102,7 +118,10 @@ class BatchScripts:
 
     async def batch_outbox_push(self, k: QueueKeys, entries: Sequence[str]) -> int:
         keys = [k.batch_outbox, k.batch_claims]
-        return int(await self._scripts.run("batch_outbox", keys, ["push", *entries]))
+        n = 0
+        for piece in pieces(entries, 3, 1):
+            n += int(await self._scripts.run("batch_outbox", keys, ["push", *piece]))
+        return n
 
     async def batch_outbox_claim(
         self, k: QueueKeys, max_entries: int, claim_ms: int, handled: Sequence[str] = ()
@@ -119,4 +138,7 @@ class BatchScripts:
         return [(_s(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
 
     async def batch_index_remove(self, index: str, batch_ids: Sequence[str]) -> int:
-        return int(await self._scripts.run("batch_index", [index], ["remove", *batch_ids]))
+        n = 0
+        for piece in pieces(batch_ids, 2, 1):
+            n += int(await self._scripts.run("batch_index", [index], ["remove", *piece]))
+        return n

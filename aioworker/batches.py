@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING
 
 from .batch_progress import BatchOutcome, BatchProgress, CallbackState, outcome_of, progress_of
 from .batch_scripts import BatchEvent, BatchScripts, DueCallback
-from .errors import BatchCancelled, BatchNotFound, BatchSealed, ResultTimeout
+from .bounds import check_seconds
+from .errors import BatchCancelled, BatchNotFound, BatchSealed, ConfigError, ResultTimeout
 from .job import JobSpec
 from .keys import BatchKeys, RegistryKeys, validate_name
 from .payload import dumps, encode_spec, loads
@@ -176,7 +177,7 @@ class Batch:
         self._caller = caller
         self._keys = BatchKeys(client.prefix, batch_id)
         self._scripts = BatchScripts(client.broker.scripts)
-        self._ttl_ms = to_ms(ttl)
+        self._ttl_ms = to_ms(check_seconds(ttl, "batch ttl", error=ConfigError))
         if self._ttl_ms < 60_000:
             raise ValueError("a batch's ttl must be at least 60 seconds")
         self._callbacks = {"complete": on_complete, "success": on_success}

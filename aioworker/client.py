@@ -7,17 +7,19 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from . import arity
+from .bounds import check_spec
 from .broker import TRANSIENT_ERRORS, Broker
 from .errors import DuplicateJob
 from .handle import JobHandle
 from .job import JobSpec
-from .keys import QueueKeys, RegistryKeys
+from .keys import QueueKeys, RegistryKeys, validate_name
 from .payload import encode_spec
 from .registry import queues as register_queues
 from .scripts import EnqueueChunk, StatusReply
 from .tracing import trace_context
 
-__all__ = ("CHUNK_BYTES", "CHUNK_JOBS", "Client", "new_ids")
+__all__ = ("CHUNK_BYTES", "CHUNK_JOBS", "MAX_ARGS", "Client", "new_ids")
 
 #: Most jobs per enqueue script call.  Each call is atomic and holds Redis for
 #: milliseconds (about 4 for 2,000 plain jobs), so a bulk enqueue never stalls other
@@ -26,6 +28,10 @@ CHUNK_JOBS = 2000
 #: A call takes no more jobs once its payloads add up to this many bytes (large
 #: payloads: the call stays short, and far below Redis's 512 MB limit per argument).
 CHUNK_BYTES = 4 << 20
+#: A call takes no more jobs once one more could take its command over this many words
+#: (:data:`aioworker.arity.MAX_ARGS`, the limit of ElastiCache Serverless): 2,000 plain
+#: jobs fit in one call, about 1,990 with chosen ids, 570 unique ones.
+MAX_ARGS = arity.MAX_ARGS
 
 
 class Client:
@@ -44,19 +50,26 @@ class Client:
         self._registered: set[str] = set()  # queues added to the queue registry
 
     def keys(self, queue: str) -> QueueKeys:
+        """The keys of a queue; every queue name this client uses passes here first.
+
+        :raises ConfigError: for a name that breaks the naming rule (see
+            :func:`~aioworker.keys.validate_name`).
+        """
         k = self._keys.get(queue)
         if k is None:
-            k = self._keys[queue] = QueueKeys(self.prefix, queue)
+            k = self._keys[queue] = QueueKeys(self.prefix, validate_name("queue", queue))
         return k
 
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[JobHandle[Any]]:
         """Enqueue jobs: script calls of up to :data:`CHUNK_JOBS` jobs (or
-        :data:`CHUNK_BYTES` of payloads), all queues at once.
+        :data:`CHUNK_BYTES` of payloads, or :data:`MAX_ARGS` words), all queues at once.
 
         Every payload is encoded and checked before anything is sent.  The jobs of one
         queue go in order, one call per chunk, each chunk atomic.
 
         :returns: one handle per spec, in order.
+        :raises EnqueueError: for an option out of the bounds of :mod:`aioworker.bounds`
+            (nothing is enqueued).
         :raises PayloadError: if arguments cannot be encoded (nothing is enqueued).
         :raises PayloadTooLarge: if a payload is over the limit (nothing is enqueued).
         :raises DuplicateJob: if a unique job's key was held and its policy says to raise
@@ -69,6 +82,7 @@ class Client:
         chunks: dict[str, list[EnqueueChunk]] = {}  # per queue, in order
         order: dict[str, list[int]] = {}  # per queue, the index of each of its specs
         for n, spec in enumerate(specs):
+            check_spec(spec)
             payload = encode_spec(spec, max_bytes, extra)
             queue = spec.queue
             queue_chunks = chunks.get(queue)
@@ -76,7 +90,7 @@ class Client:
                 queue_chunks = chunks[queue] = [EnqueueChunk(self.keys(queue))]
                 order[queue] = []
             chunk = queue_chunks[-1]
-            if len(chunk.ids) >= CHUNK_JOBS or chunk.payload_bytes >= CHUNK_BYTES:
+            if len(chunk.ids) >= CHUNK_JOBS or chunk.payload_bytes >= CHUNK_BYTES or chunk.full():
                 chunk = EnqueueChunk(self.keys(queue))
                 queue_chunks.append(chunk)
             order[queue].append(n)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from .payload import dumps, loads
+from .payload import DecodeError, dumps, loads
 from .timeunits import ms_to_datetime
 
 if TYPE_CHECKING:
@@ -39,12 +39,21 @@ class LeaseLost(Exception):
 
 
 def decode_state(raw: bytes) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """Split a stored checkpoint into (user state, completed steps, iteration cursors)."""
+    """Split a stored checkpoint into (user state, completed steps, iteration cursors).
+
+    :raises DecodeError: if it is not JSON, or its steps or cursors are not objects.
+    """
     if not raw:
         return None, {}, {}
-    data = loads(raw)
+    try:
+        data = loads(raw)
+    except ValueError as exc:
+        raise DecodeError(f"the checkpoint is not valid JSON: {exc}") from exc
     if isinstance(data, dict) and "s" in data:
-        return data.get("u"), dict(data["s"]), dict(data.get("c") or {})
+        steps, cursors = data["s"], data.get("c") or {}
+        if not isinstance(steps, dict) or not isinstance(cursors, dict):
+            raise DecodeError("the checkpoint's steps or cursors are not objects")
+        return data.get("u"), steps, cursors
     return data, {}, {}
 
 

@@ -3,8 +3,9 @@
 The executor knows nothing of Redis: it returns an :class:`Outcome` and the runtime
 writes it.  Decisions:
 
-- the function returned: ``complete`` (its return value must be JSON-encodable, else
-  the job is dead-lettered, since running it again would not help);
+- the function returned: ``complete`` (its return value must be JSON-encodable and
+  at most ``max_result_bytes`` encoded, else the job is dead-lettered, since running it
+  again would not help and would repeat its side effects);
 - it raised ``Retry`` or any exception, or timed out: ``retry`` after the backoff while
   attempts remain, else ``dead``;
 - it was cancelled because the worker is shutting down: ``requeue`` (not an attempt);
@@ -95,6 +96,7 @@ async def execute(
     timeout_s: float | None,
     shutting_down: asyncio.Event,
     cancel_requested: Callable[[], bool] | None = None,
+    max_result_bytes: int | None = None,
 ) -> Outcome:
     """Run one call of ``task`` (the coroutine ``coro``) and classify how it ended.
 
@@ -102,6 +104,8 @@ async def execute(
         rather than an error.
     :param cancel_requested: returns True when a cancellation was asked for by an
         operator: the run ends as ``cancel``.
+    :param max_result_bytes: the largest encoded result stored; a larger one ends the
+        job as ``dead`` (``ResultTooLarge``), never retried.
     """
     started = time.monotonic()
     limit: asyncio.Timeout | None = None
@@ -135,6 +139,14 @@ async def execute(
             encoded = NULL if value is None else compact(dumps(value))
         except TypeError as exc:
             err = error_info(exc, f"result is not JSON-encodable: {exc}", kind="ResultError")
+            return Outcome("dead", error=err, duration_s=time.monotonic() - started)
+        if max_result_bytes is not None and len(encoded) > max_result_bytes:
+            err = error_info(
+                None,
+                f"result is {len(encoded):,} bytes, over max_result_bytes {max_result_bytes:,}"
+                " (not retried: the task ran to the end and would run its side effects again)",
+                kind="ResultTooLarge",
+            )
             return Outcome("dead", error=err, duration_s=time.monotonic() - started)
         return Outcome("complete", value=encoded, duration_s=time.monotonic() - started)
     out.duration_s = time.monotonic() - started

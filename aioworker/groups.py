@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .arity import pieces
 from .errors import ConfigError, EnqueueError
 from .job import JobRecord
 from .limit_gates import LimitGate
@@ -148,12 +149,15 @@ class Groups:
         return one
 
     async def progress_many(self, groups: Sequence[str]) -> dict[str, GroupProgress]:
-        """The counts of several groups, read atomically."""
+        """The counts of several groups, read atomically (per call of up to about 4,000
+        groups: more are read in several calls)."""
         k = self._worker.client.keys(self.queue)
         names = [check_group(g) for g in groups]
-        reply = await self._run("group_stats", [k.groups], names)
+        rows: list[Any] = []
+        for piece in pieces(names, 1, 1):  # the groups hash; one name each
+            rows += (await self._run("group_stats", [k.groups], list(piece)))[1:]
         out: dict[str, GroupProgress] = {}
-        for name, row in zip(names, reply[1:], strict=True):
+        for name, row in zip(names, rows, strict=True):
             enqueued, running, done, dead, cap = (int(x) for x in row)
             waiting = max(enqueued - running - done - dead, 0)
             out[name] = GroupProgress(

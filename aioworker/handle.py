@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -44,7 +45,7 @@ def reply_fields(reply: StatusReply) -> dict[str, Any]:
                 kwargs=body.get("k"),
                 enqueued_at=ms_to_datetime(enqueued_ms),
             )
-    if reply.attempts:
+    if reply.attempts.isdigit():  # garbage in a corrupt record is left out
         info["attempts"] = int(reply.attempts)
     if reply.error:
         info["error"] = loads(reply.error)
@@ -90,7 +91,8 @@ class JobHandle(Generic[R]):
         reply = await self._client.status_reply(self.queue, self.id)
         info: dict[str, Any] = {"id": self.id, "queue": self.queue, **reply_fields(reply)}
         if reply.state:
-            info["state"] = decode_state(reply.state)[0]
+            with contextlib.suppress(DecodeError):  # a corrupt checkpoint is left out
+                info["state"] = decode_state(reply.state)[0]
         return JobInfo(**info)
 
     async def status(self) -> JobStatus:

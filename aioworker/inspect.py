@@ -27,11 +27,13 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
 from .context import decode_state
+from .errors import ConfigError
 from .handle import reply_fields
 from .job import JobStatus
 from .keys import QueueKeys, RegistryKeys, validate_name
 from .payload import DecodeError, decode_record, loads, split_stamped
 from .registry import WorkerRecord, owner_of, queues, workers_list
+from .skipped import ResponseError, SkippedQueue, is_data_error, unreadable
 from .timeunits import ms_to_datetime
 
 if TYPE_CHECKING:
@@ -46,7 +48,9 @@ __all__ = (
     "JobPage",
     "JobSummary",
     "QueueStats",
+    "SkippedQueue",
     "State",
+    "Survey",
     "WorkerInfo",
     "job_extra",
     "jobs_page",
@@ -82,6 +86,14 @@ class QueueStats:
     due: int
     expired: int
     cancel_requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """Counts of the queues that could be read, and the ones left out."""
+
+    queues: list[QueueStats]
+    skipped: list[SkippedQueue]
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,19 +305,74 @@ class Inspector:
     def keys(self, queue: str) -> QueueKeys:
         return self.client.keys(validate_name("queue", queue))
 
-    async def queue_names(self) -> list[str]:
+    async def known_queues(self) -> tuple[list[str], list[SkippedQueue]]:
         """Every known queue: registered by workers and producers, configured in the app,
-        or used by its tasks."""
+        or used by its tasks; and the registered names left out because they break the
+        naming rule (or the registry itself, when it cannot be read)."""
         await self.client.broker.connect()
-        names = set(await queues(self.scripts, self.registry))
-        names.update(self.worker.queues)
+        skipped: list[SkippedQueue] = []
+        try:
+            registered = await queues(self.scripts, self.registry)
+        except ResponseError as exc:
+            if not is_data_error(exc):
+                raise
+            registered = []
+            skipped.append(SkippedQueue(self.registry.queues, unreadable(exc)))
+        names = set(self.worker.queues)
         names.update(t.queue for t in self.worker.tasks.values())
-        return sorted(names)
+        for name in registered:
+            try:
+                names.add(validate_name("queue", name))
+            except ConfigError as exc:
+                # bytes that were not UTF-8 are shown as \xNN escapes (JSON-safe)
+                shown = name.encode(errors="surrogateescape").decode(errors="backslashreplace")
+                skipped.append(SkippedQueue(shown, str(exc)))
+        return sorted(names), skipped
+
+    async def queue_names(self) -> list[str]:
+        """Every known queue with a valid name (see :meth:`known_queues`)."""
+        return (await self.known_queues())[0]
+
+    async def survey(self, names: Iterable[str] | None = None) -> Survey:
+        """Counts of the given queues (default: every known queue), leaving out and
+        listing in ``skipped`` the queues that cannot be read.
+
+        :raises ConfigError: for a given name that breaks the naming rule.
+        """
+        if names is None:
+            chosen, skipped = await self.known_queues()
+        else:
+            chosen, skipped = list(names), []
+        stats: list[QueueStats] = []
+        for q in chosen:
+            k = self.keys(q)
+            try:
+                stats.append(await queue_stats(self.scripts, k))
+            except ResponseError as exc:
+                if not is_data_error(exc):
+                    raise
+                skipped.append(SkippedQueue(q, unreadable(exc)))
+        return Survey(stats, skipped)
 
     async def queue_stats(self, names: Iterable[str] | None = None) -> list[QueueStats]:
-        """Counts of the given queues (default: every known queue)."""
-        chosen = list(names) if names is not None else await self.queue_names()
-        return [await queue_stats(self.scripts, self.keys(q)) for q in chosen]
+        """Counts of the given queues (default: every known queue) that can be read."""
+        return (await self.survey(names)).queues
+
+    async def pages(
+        self, names: Sequence[str], states: Sequence[State], *, offset: int = 0, limit: int = 20
+    ) -> tuple[list[JobPage], list[SkippedQueue]]:
+        """A page of each queue's jobs in each state; a queue whose keys cannot be read is
+        left out and listed instead."""
+        out: list[JobPage] = []
+        skipped: list[SkippedQueue] = []
+        for q in names:
+            try:
+                out.extend([await self.jobs(q, s, offset=offset, limit=limit) for s in states])
+            except ResponseError as exc:
+                if not is_data_error(exc):
+                    raise
+                skipped.append(SkippedQueue(q, unreadable(exc)))
+        return out, skipped
 
     async def workers(self) -> list[WorkerInfo]:
         """Live workers, oldest first."""
@@ -397,7 +464,12 @@ class Inspector:
         names = list(queue_names) if queue_names else await self.queue_names()
         first: JobDetail | None = None
         for q in names:
-            d = await self.job(q, job_id)
+            try:
+                d = await self.job(q, job_id)
+            except ResponseError as exc:  # a queue with a wrong-typed key: look on
+                if not is_data_error(exc):
+                    raise
+                continue
             if d.status is not JobStatus.NOT_FOUND:
                 return d
             first = first or d

@@ -60,6 +60,18 @@ Key schema (``P`` is the prefix, ``aioworker`` by default; ``q`` the queue name)
                                  or its dead letter is trimmed (exists only while the queue
                                  holds grouped jobs: fetch keeps its plain path otherwise)
 
+Invariant: every job id of a queue is in exactly one of ``ready``, ``fair``, ``scheduled``,
+``active`` or ``dead`` at the end of every script, whatever fails inside it (a job that
+finished or was cancelled is in none, and its record is gone with it).  Redis keeps the
+writes a script made before an error, so every script checks the type of each key it
+writes before its first write (``lua/_guards.lua``) and fails with ``WRONGTYPE aioworker:
+key <k> is a <t>, expected <u>`` having changed nothing; a value it depends on that is
+garbage (an attempt count that is not an integer; the worker checks the record, the
+payload and the checkpoint itself) makes the job a dead letter with the error "corrupt
+record: <what>" instead of an error, and a group counter holding garbage counts again
+from 0.  ``dead`` is trimmed by count and age when a
+job dies and on the worker's timer (``lua/dead_trim.lua``).
+
 Keys not bound to one queue carry their own hash tag, e.g. ``P:{workers}``::
 
     P:{queues}           SET     every queue name a worker served or a producer enqueued to
@@ -106,7 +118,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import ConfigError
+
 __all__ = (
+    "MAX_NAME_CHARS",
     "BatchKeys",
     "LeaderKeys",
     "LimiterKeys",
@@ -115,20 +130,34 @@ __all__ = (
     "validate_name",
 )
 
-_FORBIDDEN = set("{}\r\n ")
+#: Longest queue, prefix, batch, limiter or leadership name accepted.
+MAX_NAME_CHARS = 200
 
 
-def validate_name(kind: str, name: str) -> str:
-    """Check a queue or prefix name for characters that would break the key schema.
+def validate_name(kind: str, name: object) -> str:
+    """Check a queue or prefix name (or another name built into a key) against the one
+    rule every entry point applies: 1-200 printable characters, none of them a brace
+    (a brace would move the key into another hash tag, i.e. another queue's slot) or
+    whitespace.
 
     :param kind: what the name is, for the error message.
     :param name: the name to check.
     :returns: the name unchanged.
-    :raises ValueError: if it is empty, too long or holds a brace, space or newline.
+    :raises ConfigError: if it breaks the rule (a ``ValueError``: the message names the
+        value and the rule).
     """
-    if not name or len(name) > 200 or _FORBIDDEN & set(name):
-        raise ValueError(
-            f"invalid {kind} name {name!r}: use 1-200 characters without braces, spaces or newlines"
+    if (
+        not isinstance(name, str)
+        or not 0 < len(name) <= MAX_NAME_CHARS
+        or "{" in name
+        or "}" in name
+        or not name.isprintable()
+        or any(c.isspace() for c in name)
+    ):
+        shown = name if not isinstance(name, str) or len(name) <= 60 else name[:60] + "..."
+        raise ConfigError(
+            f"invalid {kind} name {shown!r}: use 1-{MAX_NAME_CHARS} printable characters "
+            "without braces or whitespace"
         )
     return name
 

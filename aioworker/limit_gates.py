@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .arity import pieces
 from .broker import TRANSIENT_ERRORS
 from .errors import ConfigError, RateLimited
 from .extensions import Gate
@@ -154,7 +155,8 @@ class LimitGate:
         broker = limiter.broker
         for queue, ids in by_queue.items():
             k = QueueKeys(limiter.keys.prefix, queue)
-            await broker.scripts.run("limit_promote", [k.scheduled, k.wake], ids)
+            for piece in pieces(ids, 2, 1):
+                await broker.scripts.run("limit_promote", [k.scheduled, k.wake], list(piece))
 
 
 class QueueCapGate(LimitGate):

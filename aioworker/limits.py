@@ -45,6 +45,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import ClassVar, Self
 
+from .arity import pieces
 from .broker import Broker
 from .errors import ConfigError, RateLimited
 from .keys import LimiterKeys, validate_name
@@ -434,10 +435,13 @@ class Concurrent(Limiter):
         """
         lease_ms = self.lease_ms if lease is None else to_ms(lease)
         k = self.keys
-        reply = await self.broker.scripts.run(
-            "limit_extend", [k.holders, k.since], [lease_ms, *tokens]
-        )
-        return [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
+        lost: list[str] = []
+        for piece in pieces(tokens, 3, 1):  # 2 keys + the lease; one token each
+            reply = await self.broker.scripts.run(
+                "limit_extend", [k.holders, k.since], [lease_ms, *piece]
+            )
+            lost += [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
+        return lost
 
     async def _pause(self, seconds: float) -> None:
         # a release pushes a token; crashed holders' slots come back without one

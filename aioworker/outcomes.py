@@ -1,21 +1,30 @@
 """Writing what became of a run: complete (batched), retry, defer, dead, requeue.
 
 Each outcome is one script call fenced by the run's lease token; a write that fails
-because Redis is away is repeated by :class:`~aioworker.acker.Durable`, and an outcome
-refused because the lease was lost is logged and discarded (another worker owns the
-job).  Log lines about jobs carry ``job_id``, ``task``, ``queue``, ``attempt`` and
+because Redis is away is repeated by :class:`~aioworker.acker.Durable`, a write Redis
+refuses (an error reply, e.g. a key of the wrong type) is repeated with backoff until it
+is accepted or the shutdown deadline passes, while the heartbeat keeps the lease, and an
+outcome refused because the lease was lost is logged and discarded (another worker owns
+the job).  A run that failed inside the worker before its outcome was known is
+dead-lettered with the error, so a job that cannot be handled is never recovered and
+retried for ever.  Log lines about jobs carry ``job_id``, ``task``, ``queue``, ``attempt`` and
 ``event`` (plus ``error_class`` on errors) for structured logs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from redis.exceptions import ResponseError
 
 from .acker import Acker, Durable
 from .cancellation import cancel_done
-from .executor import Outcome
+from .executor import Outcome, error_info
 from .keys import QueueKeys
 from .payload import dumps
 from .running import Running, describe, unsaved_state
@@ -27,6 +36,37 @@ if TYPE_CHECKING:
 __all__ = ("OutcomeWriter",)
 
 joblog = logging.getLogger("aioworker.job")
+
+T = TypeVar("T")
+
+
+async def accepted(
+    what: str, fn: Callable[[], Awaitable[T]], deadline: Callable[[], float | None]
+) -> T:
+    """Call ``fn`` until Redis accepts it: an error reply is retried with capped backoff.
+
+    :param what: the write, for the log line.
+    :param deadline: the current ``time.monotonic()`` deadline of writes, or None.
+    :raises ResponseError: the last refusal, once the deadline would pass.
+    """
+    delay, refusals = 0.05, 0
+    while True:
+        try:
+            return await fn()
+        except ResponseError as exc:
+            end = deadline()
+            if end is not None and time.monotonic() + delay > end:
+                raise
+            refusals += 1
+            if refusals == 1 or refusals % 20 == 0:
+                joblog.error(
+                    "could not %s: Redis refused it (%s); trying again (%d refusals so far)",
+                    what,
+                    exc,
+                    refusals,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 class OutcomeWriter:
@@ -61,7 +101,7 @@ class OutcomeWriter:
         elif outcome.kind == "retry":
             err = dumps(outcome.error)
             delay_ms = int(outcome.delay_s * 1000)
-            ok = await self.durable(
+            ok = await self._durable(
                 f"retry job {job}", lambda: self.scripts.retry(k, job, run.token, delay_ms, err)
             )
             joblog.warning(
@@ -76,7 +116,7 @@ class OutcomeWriter:
             )
         elif outcome.kind == "defer":
             delay_ms = max(int(outcome.delay_s * 1000), 1)
-            ok = await self.durable(
+            ok = await self._durable(
                 f"defer job {job}",
                 lambda: self.scripts.retry(k, job, run.token, delay_ms, b"", count_attempt=False),
             )
@@ -86,7 +126,7 @@ class OutcomeWriter:
             error = outcome.error or {}
             err = dumps(error)
             res = dumps({"s": "dead", "n": run.attempt, "t": run.task_name, "e": error})
-            ok = await self.durable(
+            ok = await self._durable(
                 f"dead-letter job {job}",
                 lambda: self.scripts.dead(
                     k,
@@ -111,7 +151,7 @@ class OutcomeWriter:
             )
         elif outcome.kind == "cancel":  # at an operator's request
             res = dumps({"s": "cancelled", "n": run.attempt, "t": run.task_name})
-            ok = await self.durable(
+            ok = await self._durable(
                 f"record cancelled job {job}",
                 lambda: cancel_done(self.scripts, k, job, run.token, res, w.result_ttl_ms),
             )
@@ -125,7 +165,7 @@ class OutcomeWriter:
             )
         else:  # requeue: interrupted by shutdown
             state = unsaved_state(run)
-            ok = await self.durable(
+            ok = await self._durable(
                 f"requeue job {job}", lambda: self.scripts.requeue(k, job, run.token, state)
             )
             if ok:
@@ -148,8 +188,29 @@ class OutcomeWriter:
         elif ok:
             self.stats[outcome.kind] = self.stats.get(outcome.kind, 0) + 1  # "cancel" is rare
 
+    async def internal_error(self, run: Running, k: QueueKeys, exc: Exception) -> None:
+        """Dead-letter a run that failed inside the worker before its outcome was known
+        (recovering it would fail the same way at every lease timeout)."""
+        msg = f"internal error while handling the job: {type(exc).__name__}: {exc}"
+        try:
+            await self.write(run, k, Outcome("dead", error=error_info(exc, msg, "InternalError")))
+        except Exception:
+            joblog.exception("job %s: could not dead-letter it after an internal error", run.job_id)
+
+    async def _durable(self, what: str, fn: Callable[[], Awaitable[T]]) -> T | None:
+        """``fn`` retried through connection loss and through refusals (error replies)."""
+        return await self.durable(what, lambda: accepted(what, fn, self._deadline))
+
+    def _deadline(self) -> float | None:
+        return self.durable.deadline
+
     async def _complete(self, k: QueueKeys, items: list[tuple[str, str, bytes, str]]) -> list[bool]:
-        return await self.scripts.complete(k, self.worker.result_ttl_ms, items)
+        ttl_ms = self.worker.result_ttl_ms
+        return await accepted(
+            "acknowledge finished jobs",
+            lambda: self.scripts.complete(k, ttl_ms, items),
+            self._deadline,
+        )
 
     def extra(self, run: Running, event: str, error_class: Any = None) -> dict[str, Any]:
         extra = {

@@ -115,4 +115,13 @@ def decode_record(raw: bytes) -> tuple[int, dict[str, Any]]:
     args, kwargs = data.get("a", []), data.get("k", {})
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise DecodeError("payload arguments are not a list and an object")
+    retries, timeout = data.get("r"), data.get("o")
+    if retries is not None and not (
+        type(retries) in (int, float) and 0 <= retries < 2**31 and retries == int(retries)
+    ):
+        raise DecodeError(f"retries (r) is not a whole number >= 0: {str(retries)[:40]!r}")
+    if timeout is not None and (
+        type(timeout) not in (int, float) or not 0 <= timeout < float("inf")
+    ):
+        raise DecodeError(f"timeout (o) is not a number >= 0: {str(timeout)[:40]!r}")
     return enqueued_ms, data

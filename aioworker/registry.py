@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .arity import pieces
 from .broker import TRANSIENT_ERRORS
 from .keys import RegistryKeys
 from .payload import dumps, loads
@@ -70,10 +71,13 @@ async def workers_list(
 
 async def queues(scripts: Scripts, rk: RegistryKeys, add: Sequence[str] = ()) -> list[str]:
     """Register queue names (when ``add`` is given) or list every registered name."""
-    reply = await scripts.run("queues", [rk.queues], list(add))
     if add:
+        for piece in pieces(add, 1, 1):
+            await scripts.run("queues", [rk.queues], list(piece))
         return []
-    return sorted(_s(x) for x in reply)
+    reply = await scripts.run("queues", [rk.queues], [])
+    # bytes that are not UTF-8 decode to lone surrogates, which fail the naming rule
+    return sorted(x.decode(errors="surrogateescape") if isinstance(x, bytes) else x for x in reply)
 
 
 def _s(value: bytes | str) -> str:

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 from .acker import Durable
 from .broker import TRANSIENT_ERRORS
 from .capacity import Capacity
-from .context import JobContext
+from .context import JobContext, decode_state
+from .dead_trim import trim_dead
 from .errors import Skip
 from .executor import Outcome, error_info, execute, failure
 from .heartbeat import Heartbeat
@@ -138,6 +139,9 @@ class Runtime:
         for n, service in enumerate(self.worker.services):
             name = getattr(service, "__name__", type(service).__name__)
             self._services.append(spawn(f"service:{n}:{name}", functools.partial(service, self)))
+        w = self.worker  # dead letters expire on a timer too (dead_ttl)
+        trim = functools.partial(trim_dead, self.scripts, self.keys, w.dead_max, w.dead_ttl_ms)
+        self._services.append(spawn("dead_trim", trim))
         log.info(
             "worker %s serving %s (lease %.1f s, heartbeat %.1f s)",
             self.worker_id,
@@ -316,6 +320,8 @@ class Runtime:
                 run.job_id,
                 extra=self.outcomes.extra(run, "internal_error", type(exc).__name__),
             )
+            if not run.outcome:  # failed before its outcome was known: dead, not a loop
+                await self.outcomes.internal_error(run, k, exc)
         finally:
             if run.protected:
                 self.busy.job_finished()
@@ -330,8 +336,7 @@ class Runtime:
         try:
             enqueued_ms, body = decode_record(fetched.record)
         except DecodeError as exc:
-            err = error_info(None, f"cannot decode the job's payload: {exc}", "DecodeError")
-            return Outcome("dead", error=err)
+            return Outcome("dead", error=error_info(None, f"corrupt record: {exc}", "DecodeError"))
         run.task_name = body["t"]
         batch = body.get("b")  # a batch child's outcome also goes to the batch outbox
         run.batch = batch if isinstance(batch, str) else ""
@@ -363,6 +368,10 @@ class Runtime:
                 "without finishing it; not run again (no attempts left)"
             )
             return Outcome("dead", error=error_info(None, msg, "WorkerLost"))
+        try:
+            decode_state(fetched.state)  # a checkpoint that cannot be read: dead, once
+        except DecodeError as exc:
+            return Outcome("dead", error=error_info(None, f"corrupt record: {exc}", "DecodeError"))
         ctx = JobContext(
             worker=self.worker,
             job_id=run.job_id,
@@ -420,6 +429,7 @@ class Runtime:
             timeout_s=timeout,
             shutting_down=self.shutting_down,
             cancel_requested=run.cancel_requested,
+            max_result_bytes=self.worker.max_result_bytes,
         )
         return outcome
 

@@ -10,13 +10,18 @@ the typed wrappers of its own scripts beside its code and calls :meth:`Scripts.r
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, NamedTuple
 
+from .arity import CALL_ARGS, MAX_ARGS, pieces
 from .keys import QueueKeys
+
+log = logging.getLogger("aioworker.worker")
 
 __all__ = (
     "EnqueueChunk",
@@ -39,8 +44,16 @@ class LuaScript:
 
     @classmethod
     def load(cls, name: str) -> LuaScript:
-        source = resources.files("aioworker").joinpath(f"lua/{name}.lua").read_text("utf-8")
+        """Load ``lua/<name>.lua`` behind the shared guards of ``lua/_guards.lua``."""
+        lua = resources.files("aioworker").joinpath("lua")
+        source = _guards() + lua.joinpath(f"{name}.lua").read_text("utf-8")
         return cls(name, source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+
+
+@functools.cache
+def _guards() -> str:
+    """The type and value checks every script may call before its first write."""
+    return resources.files("aioworker").joinpath("lua/_guards.lua").read_text("utf-8")
 
 
 Arg = str | bytes | int | float
@@ -88,10 +101,17 @@ class EnqueueChunk:
     at once make each allocation slower).
     """
 
-    __slots__ = ("_chosen", "_k", "_locks", "_options", "_payloads", "_sizes", "ids")
+    __slots__ = ("_chosen", "_k", "_locks", "_options", "_payloads", "_sizes", "argc", "ids")
+
+    #: Keys and arguments of the call whatever its jobs: 9 keys, 5 arguments.
+    FIXED_ARGS = 14
+    #: The most one job adds: a chosen id (its result key and the id), a unique lock key
+    #: and the 6 option fields.
+    MAX_JOB_ARGS = 9
 
     def __init__(self, k: QueueKeys) -> None:
         self._k = k
+        self.argc = CALL_ARGS + self.FIXED_ARGS  # words of the Redis command so far
         self.ids: list[str] = []
         self._payloads = bytearray()
         self._sizes: list[str] = []  # per job: id and payload bytes, check, at_ms, delay_ms
@@ -105,6 +125,10 @@ class EnqueueChunk:
     @property
     def payload_bytes(self) -> int:
         return len(self._payloads)
+
+    def full(self) -> bool:
+        """Whether one more job might take the call over :data:`~aioworker.arity.MAX_ARGS`."""
+        return self.argc + self.MAX_JOB_ARGS > MAX_ARGS
 
     def add(
         self,
@@ -136,9 +160,12 @@ class EnqueueChunk:
             self._sizes.append(f"{id_size} {len(payload)} {check} {at_ms} {delay_ms}")
             if not fresh:
                 self._chosen.append(job_id)
+                self.argc += 2
         if group or unique_mode:
             if unique_mode:
                 self._locks.append(self._k.unique(unique_key))
+                self.argc += 1
+            self.argc += 6
             self._options += (len(ids), group, unique_mode, lock_ttl_ms)
             self._options += (1 if extend else 0, max_wait_ms)
 
@@ -173,11 +200,20 @@ class FetchedJob:
 
 @dataclass(frozen=True, slots=True)
 class FetchReply:
+    """What one fetch did (see the header of ``lua/fetch.lua``).
+
+    :ivar dropped: ids taken from the queue that had no record (nothing to run).
+    :ivar buried: ids that could not be leased (attempt count not an integer):
+        dead-lettered with the reason "corrupt record: ...".
+    """
+
     now_ms: int
     next_due_ms: int
     pending: int
     recovered: list[str]
     jobs: list[FetchedJob]
+    dropped: list[str] = field(default_factory=list)
+    buried: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +240,7 @@ class Scripts:
         "complete",
         "retry",
         "dead",
+        "dead_trim",
         "requeue",
         "checkpoint",
         "extend",
@@ -239,10 +276,14 @@ class Scripts:
         :returns: per item True (created), False (its id existed), or the id of the job
             holding its unique lock (nothing created).
         """
+        flags: list[bool | str] = []
         chunk = EnqueueChunk(k)
         for item in items:
+            if chunk.full():
+                flags += await self.enqueue_chunk(chunk)
+                chunk = EnqueueChunk(k)
             chunk.add(*item)
-        return await self.enqueue_chunk(chunk)
+        return flags + await self.enqueue_chunk(chunk)
 
     async def enqueue_chunk(self, chunk: EnqueueChunk) -> list[bool | str]:
         """Enqueue the jobs of a chunk in one call; returns like :meth:`enqueue_items`."""
@@ -273,7 +314,7 @@ class Scripts:
             as the BLPOP returns); needs ``halt``.
         """
         keys = [k.ready, k.scheduled, k.active, k.jobs, k.attempts, k.leases, k.state, k.paused]
-        keys += [k.fair, k.groups, k.group_of]
+        keys += [k.fair, k.groups, k.group_of, k.dead, k.errors, k.batch_outbox]
         if halt is not None:
             keys.append(halt)
         args: list[Arg] = [max_jobs, lease_ms, token]
@@ -284,12 +325,35 @@ class Scripts:
                 raise ValueError("a fetch that waits first needs the worker's halt key")
             waits = [k.wake, halt]
             reply = await self._run_after_wait(waits, wait_s, self._lua["fetch"], keys, args)
-        now, next_due, pending, recovered, flat = reply
+        now, next_due, pending, recovered, flat, dropped, buried = reply
         jobs = [
             FetchedJob(_s(flat[i]), flat[i + 1], int(flat[i + 2]), flat[i + 3])
             for i in range(0, len(flat), 4)
         ]
-        return FetchReply(int(now), int(next_due), int(pending), [_s(r) for r in recovered], jobs)
+        out = FetchReply(
+            int(now),
+            int(next_due),
+            int(pending),
+            [_s(r) for r in recovered],
+            jobs,
+            [_s(d) for d in dropped],
+            [_s(b) for b in buried],
+        )
+        if out.dropped:
+            log.warning(
+                "queue %s held %d job id(s) without a record, dropped: %s",
+                k.queue,
+                len(out.dropped),
+                " ".join(out.dropped[:20]),
+            )
+        if out.buried:
+            log.error(
+                "queue %s: dead-lettered %d job(s) whose record is corrupt: %s",
+                k.queue,
+                len(out.buried),
+                " ".join(out.buried[:20]),
+            )
+        return out
 
     async def complete(
         self,
@@ -297,16 +361,21 @@ class Scripts:
         result_ttl_ms: int,
         done: Sequence[tuple[str, str, bytes] | tuple[str, str, bytes, str]],
     ) -> list[bool]:
-        """done: (id, token, result json[, batch id]). Returns recorded flags."""
-        keys = [k.active, k.jobs, k.attempts, k.leases, k.state, k.errors, k.batch_outbox]
-        args: list[Arg] = [result_ttl_ms]
-        for item in done:
-            job_id = item[0]
-            keys += [k.result(job_id), k.done(job_id)]
-            args += [job_id, item[1], item[2], item[3] if len(item) == 4 else ""]
-        keys += [k.wake, k.group_of, k.groups]
-        reply = await self._run(self._lua["complete"], keys, args)
-        return [bool(x) for x in reply]
+        """done: (id, token, result json[, batch id]). Returns recorded flags.
+
+        More jobs than fit in one command are acked in several calls, each atomic."""
+        flags: list[bool] = []
+        for piece in pieces(done, 11, 6):  # 10 keys + the TTL; 2 keys + 4 args per job
+            keys = [k.active, k.jobs, k.attempts, k.leases, k.state, k.errors, k.batch_outbox]
+            args: list[Arg] = [result_ttl_ms]
+            for item in piece:
+                job_id = item[0]
+                keys += [k.result(job_id), k.done(job_id)]
+                args += [job_id, item[1], item[2], item[3] if len(item) == 4 else ""]
+            keys += [k.wake, k.group_of, k.groups]
+            reply = await self._run(self._lua["complete"], keys, args)
+            flags += [bool(x) for x in reply]
+        return flags
 
     async def retry(
         self,
@@ -361,6 +430,14 @@ class Scripts:
         ]
         return bool(await self._run(self._lua["dead"], keys, args))
 
+    async def dead_trim(self, k: QueueKeys, max_dead: int, dead_ttl_ms: int) -> int:
+        """Forget dead letters older than ``dead_ttl_ms`` and beyond ``max_dead``.
+
+        :returns: how many were forgotten (at most 2,000 per call).
+        """
+        keys = [k.dead, k.jobs, k.attempts, k.state, k.errors, k.group_of]
+        return int(await self._run(self._lua["dead_trim"], keys, [max_dead, dead_ttl_ms]))
+
     async def requeue(self, k: QueueKeys, job_id: str, token: str, state: bytes = b"") -> bool:
         keys = [k.active, k.ready, k.leases, k.attempts, k.state, k.wake, k.group_of, k.groups]
         return bool(await self._run(self._lua["requeue"], keys, [job_id, token, state]))
@@ -373,18 +450,25 @@ class Scripts:
         self, k: QueueKeys, lease_ms: int, held: Sequence[tuple[str, str]]
     ) -> list[str]:
         """held: (id, token). Returns the ids whose lease was lost."""
-        args: list[Arg] = [lease_ms]
-        for job_id, token in held:
-            args += [job_id, token]
-        reply = await self._run(self._lua["extend"], [k.active, k.leases], args)
-        return [_s(x) for x in reply]
+        lost: list[str] = []
+        for piece in pieces(held, 3, 2):  # 2 keys + the lease; id and token per job
+            args: list[Arg] = [lease_ms]
+            for job_id, token in piece:
+                args += [job_id, token]
+            reply = await self._run(self._lua["extend"], [k.active, k.leases], args)
+            lost += [_s(x) for x in reply]
+        return lost
 
     async def revive(self, k: QueueKeys, job_ids: Sequence[str]) -> int:
-        keys = [k.dead, k.ready, k.jobs, k.attempts, k.errors, k.wake]
-        for job_id in job_ids:
-            keys += [k.result(job_id), k.done(job_id)]
-        keys += [k.group_of, k.groups]
-        return int(await self._run(self._lua["revive"], keys, list(job_ids)))
+        """Returns how many were moved (in several calls, each atomic, for many ids)."""
+        moved = 0
+        for piece in pieces(job_ids, 8, 3):  # 8 keys; 2 keys + the id per job
+            keys = [k.dead, k.ready, k.jobs, k.attempts, k.errors, k.wake]
+            for job_id in piece:
+                keys += [k.result(job_id), k.done(job_id)]
+            keys += [k.group_of, k.groups]
+            moved += int(await self._run(self._lua["revive"], keys, list(piece)))
+        return moved
 
     async def status(self, k: QueueKeys, job_id: str) -> StatusReply:
         keys = [

@@ -10,10 +10,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Concatenate, Generic, ParamSpec, TypeVar
 
 from .backoff import Backoff
+from .bounds import check_at, check_retries, check_seconds
 from .errors import EnqueueError
 from .groups import GroupKey, check_group, resolve_group
 from .job import JobSpec
-from .timeunits import Seconds, datetime_to_ms, to_ms, to_seconds
+from .keys import validate_name
+from .timeunits import Seconds, to_ms
 from .unique import UniquePolicy, as_policy, resolve
 
 if TYPE_CHECKING:
@@ -104,12 +106,17 @@ class Task(Generic[P, R]):
     ) -> Task[P, R]:
         """The same task with enqueue options set.
 
+        ``delay``, ``timeout`` and ``at`` are at most 100 years away and ``retries`` at most
+        10,000; a value that is NaN, infinite, negative or beyond the bounds of
+        :mod:`aioworker.bounds` raises :class:`EnqueueError` naming the option.
+
         :param job_id: a chosen id; enqueueing an id that exists returns the existing job.
         :param delay: run no earlier than this many seconds from now (Redis time).
         :param at: run no earlier than this moment.
-        :param queue: enqueue to another queue than the task's own.
+        :param queue: enqueue to another queue than the task's own (1-200 printable
+            characters, no braces or whitespace; :class:`ConfigError` otherwise).
         :param retries: override the task's retries for this job (0 = never retried).
-        :param timeout: override the task's timeout for this job.
+        :param timeout: override the task's timeout for this job (more than 0 s).
         :param unique: a unique, throttle or debounce policy for this job, instead of the
             task's (see :mod:`aioworker.unique`).
         :param group: the job's fair-share group, instead of the task's (see
@@ -117,16 +124,18 @@ class Task(Generic[P, R]):
         """
         if delay is not None and at is not None:
             raise ValueError("give either delay or at, not both")
-        if retries is not None and retries < 0:
-            raise ValueError("retries must be >= 0")
         o = self._opts
         opts = EnqueueOptions(
             job_id=job_id if job_id is not None else o.job_id,
-            delay_ms=to_ms(delay) if delay is not None else o.delay_ms,
-            at_ms=datetime_to_ms(at) if at is not None else o.at_ms,
-            queue=queue if queue is not None else o.queue,
-            retries=retries if retries is not None else o.retries,
-            timeout_s=to_seconds(timeout) if timeout is not None else o.timeout_s,
+            delay_ms=to_ms(check_seconds(delay, "delay")) if delay is not None else o.delay_ms,
+            at_ms=check_at(at) if at is not None else o.at_ms,
+            queue=validate_name("queue", queue) if queue is not None else o.queue,
+            retries=check_retries(retries) if retries is not None else o.retries,
+            timeout_s=(
+                check_seconds(timeout, "timeout", positive=True)
+                if timeout is not None
+                else o.timeout_s
+            ),
             unique=as_policy(unique) if unique is not None else o.unique,
             group=check_group(group) if group is not None else o.group,
         )

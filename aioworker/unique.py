@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import orjson
 
+from .bounds import check_seconds
 from .errors import ConfigError, EnqueueError, PayloadError
 from .job import JobRecord
 from .timeunits import Seconds, to_ms
@@ -108,7 +109,7 @@ class Unique:
                 f"unique mode must be one of {', '.join(get_args(UniqueMode))}, got {self.mode!r}"
             )
         _check_common(self.key, self.on_duplicate)
-        if to_ms(self.ttl) < 1:
+        if to_ms(check_seconds(self.ttl, "unique ttl", error=ConfigError)) < 1:
             raise ConfigError("unique ttl must be positive")
 
 
@@ -127,7 +128,7 @@ class Throttle:
 
     def __post_init__(self) -> None:
         _check_common(self.key, self.on_duplicate)
-        if to_ms(self.window) < 1:
+        if to_ms(check_seconds(self.window, "throttle window", error=ConfigError)) < 1:
             raise ConfigError("throttle window must be positive")
 
 
@@ -152,8 +153,11 @@ class Debounce:
 
     def __post_init__(self) -> None:
         _check_common(self.key)
-        if to_ms(self.window) < 1:
+        if to_ms(check_seconds(self.window, "debounce window", error=ConfigError)) < 1:
             raise ConfigError("debounce window must be positive")
+        check_seconds(self.ttl, "debounce ttl", error=ConfigError)
+        if self.max_wait is not None:
+            check_seconds(self.max_wait, "debounce max_wait", error=ConfigError)
         if self.max_wait is not None and to_ms(self.max_wait) < to_ms(self.window):
             raise ConfigError("debounce max_wait must be at least the window")
 

@@ -13,6 +13,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from .backoff import Backoff
 from .batch_runtime import Batches
 from .batches import DEFAULT_TTL, Batch
+from .bounds import check_retries, check_seconds
 from .broker import Broker, mask_url
 from .client import Client
 from .context import JobContext
@@ -39,6 +40,8 @@ R = TypeVar("R")
 log = logging.getLogger("aioworker.worker")
 
 DEFAULT_URL = "redis://localhost:6379/0"
+#: Default ``max_result_bytes``: 1 MiB of encoded JSON.
+DEFAULT_MAX_RESULT_BYTES = 1 << 20
 
 
 class Worker(PeriodicJobs):
@@ -57,6 +60,8 @@ class Worker(PeriodicJobs):
     :param dead_max: most dead-lettered jobs kept per queue.
     :param dead_ttl: how long dead-lettered jobs are kept.
     :param max_payload_bytes: the largest encoded argument payload accepted at enqueue.
+    :param max_result_bytes: the largest encoded result stored (default 1 MiB); a job
+        returning more is dead-lettered with a ``ResultTooLarge`` error, never retried.
     :param shutdown_grace: seconds running jobs may go on after SIGTERM.
     :param cancel_grace: seconds a cancelled job has to save a checkpoint.
     :param retries: default retries of tasks; :param timeout: default task timeout.
@@ -90,6 +95,7 @@ class Worker(PeriodicJobs):
         dead_max: int = 10_000,
         dead_ttl: Seconds = timedelta(days=7),
         max_payload_bytes: int = 512 * 1024,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         shutdown_grace: Seconds = 25.0,
         cancel_grace: Seconds = 3.0,
         retries: int = 3,
@@ -122,6 +128,11 @@ class Worker(PeriodicJobs):
         self.dead_max = dead_max
         self.dead_ttl_ms = to_ms(dead_ttl)
         self.max_payload_bytes = max_payload_bytes
+        if isinstance(max_result_bytes, bool) or not isinstance(max_result_bytes, int):
+            raise ConfigError(f"max_result_bytes must be a whole number, got {max_result_bytes!r}")
+        if max_result_bytes < 4:  # room for the smallest result, null
+            raise ConfigError(f"max_result_bytes must be at least 4, got {max_result_bytes}")
+        self.max_result_bytes = max_result_bytes
         self.shutdown_grace_s = to_seconds(shutdown_grace)
         self.cancel_grace_s = to_seconds(cancel_grace)
         self.default_retries = retries
@@ -212,8 +223,10 @@ class Worker(PeriodicJobs):
         :param group: the fair-share group of its jobs: a name, or a function of the
             job's arguments returning one (see :mod:`aioworker.groups`).
         """
-        if retries is not None and retries < 0:
-            raise ConfigError("retries must be >= 0")
+        if retries is not None:
+            check_retries(retries, error=ConfigError)
+        if timeout is not None:
+            check_seconds(timeout, "timeout", positive=True, error=ConfigError)
         policy = None if unique is None else as_policy(unique)
         if isinstance(group, str):
             check_group(group)

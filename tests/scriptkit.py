@@ -18,7 +18,16 @@ from aioworker.broker import Broker
 from aioworker.keys import QueueKeys
 from aioworker.scripts import FetchedJob, FetchReply, Scripts
 
-__all__ = ("LEASE_MS", "PAYLOAD", "Kit", "open_kit", "raw_bytes", "text")
+__all__ = (
+    "LEASE_MS",
+    "PAYLOAD",
+    "Kit",
+    "open_kit",
+    "places_of",
+    "raw_bytes",
+    "text",
+    "where_is",
+)
 
 #: A payload as the client encodes it (the scripts never look inside).
 PAYLOAD = b'{"t":"tests.task","a":[1],"k":{}}'
@@ -114,6 +123,30 @@ class Kit:
                 raise AssertionError(f"unexpected {kind!r} key {key!r}")
             out[key] = (kind, value, await self.r.pttl(key) > 0)
         return out
+
+
+async def where_is(r: redis.asyncio.Redis, k: QueueKeys, job_id: str) -> list[str]:
+    """The job structures of ``keys.py`` that hold ``job_id``: a job with a record must be
+    in exactly one, a finished one in none."""
+    return (await places_of(r, k, [job_id]))[job_id]
+
+
+_ZSETS = ("scheduled", "active", "dead", "fair")
+
+
+async def places_of(r: redis.asyncio.Redis, k: QueueKeys, ids: list[str]) -> dict[str, list[str]]:
+    """:func:`where_is` of many ids in one round trip."""
+    pipe = r.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.lpos(k.ready, job_id)
+        for name in _ZSETS:
+            pipe.zscore(getattr(k, name), job_id)
+    found = iter(await pipe.execute())
+    out = {}
+    for job_id in ids:
+        hits = [next(found) is not None for _ in range(1 + len(_ZSETS))]
+        out[job_id] = [name for name, hit in zip(("ready", *_ZSETS), hits, strict=True) if hit]
+    return out
 
 
 @asynccontextmanager

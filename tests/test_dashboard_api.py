@@ -216,7 +216,7 @@ async def test_overview_counts_every_queue_and_keeps_a_history(env: Dash) -> Non
     hist = data["history"]
     assert hist["ready"] == [3] and hist["scheduled"] == [2] and len(hist["t"]) == 1
     assert hist["queues"]["default"] == {"ready": [3], "running": [0]}
-    assert await env.get("/api/queues") == {"queues": data["queues"]}
+    assert await env.get("/api/queues") == {"queues": data["queues"], "skipped": []}
 
 
 async def test_job_lists_by_state_queue_and_page(env: Dash) -> None:

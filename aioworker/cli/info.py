@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..inspect import Inspector
 from .common import add_app_arguments, common
-from .output import add_json, duration, emit_json, out, run_with_worker, table, when
+from .output import (
+    add_json,
+    duration,
+    emit_json,
+    out,
+    run_with_worker,
+    table,
+    warn_skipped,
+    when,
+)
 
 if TYPE_CHECKING:
     from ..worker import Worker
@@ -50,8 +59,9 @@ def register(sub: Any) -> None:
 
 async def _info(worker: Worker, args: argparse.Namespace) -> int:
     insp = Inspector(worker)
-    names = args.queues or await insp.queue_names()
-    stats = await insp.queue_stats(names)
+    survey = await insp.survey(args.queues or None)
+    stats = survey.queues
+    warn_skipped(survey.skipped)
     workers = await insp.workers()
     running = []
     for q in stats:
@@ -59,7 +69,15 @@ async def _info(worker: Worker, args: argparse.Namespace) -> int:
             running.extend((await insp.jobs(q.name, "running", limit=RUNNING_SHOWN)).jobs)
     extras = await insp.extras()
     if args.json:
-        emit_json({"queues": stats, "workers": workers, "running": running, **extras})
+        emit_json(
+            {
+                "queues": stats,
+                "skipped": survey.skipped,
+                "workers": workers,
+                "running": running,
+                **extras,
+            }
+        )
         return 0
     now = datetime.now(UTC)
     out(

@@ -16,8 +16,18 @@ import orjson
 from ..errors import ConfigError
 from ..inspect import STATES, Inspector, JobDetail, JobPage
 from ..job import JobStatus
+from ..skipped import SkippedQueue
 from .common import EXIT_FAILED, EXIT_USAGE, common
-from .output import add_json, ago, emit_json, out, run_with_worker, table, when
+from .output import (
+    add_json,
+    ago,
+    emit_json,
+    out,
+    run_with_worker,
+    table,
+    warn_skipped,
+    when,
+)
 
 if TYPE_CHECKING:
     from ..worker import Worker
@@ -68,11 +78,16 @@ async def _list(worker: Worker, args: argparse.Namespace) -> int:
     if args.limit < 0 or args.offset < 0:
         raise ConfigError("--limit and --offset must not be negative")
     insp = Inspector(worker)
-    names = args.queues or await insp.queue_names()
-    pages: list[JobPage] = []
-    for q in names:
-        for state in args.states or STATES:
-            pages.append(await insp.jobs(q, state, offset=args.offset, limit=args.limit))
+    skipped: list[SkippedQueue] = []
+    if args.queues:
+        names = args.queues
+    else:
+        names, skipped = await insp.known_queues()
+    pages: list[JobPage]
+    pages, unread = await insp.pages(
+        names, args.states or STATES, offset=args.offset, limit=args.limit
+    )
+    warn_skipped(skipped + unread)
     if args.json:
         emit_json(pages)
         return 0

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..inspect import to_jsonable
+from ..skipped import SkippedQueue
 from .common import EXIT_FAILED, EXIT_USAGE, load_worker, run_async
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ __all__ = (
     "out",
     "run_with_worker",
     "table",
+    "warn_skipped",
     "when",
 )
 
@@ -44,6 +46,12 @@ class Aborted(Exception):
 def out(text: str = "") -> None:
     """Write a line to stdout."""
     sys.stdout.write(text + "\n")
+
+
+def warn_skipped(skipped: Sequence[SkippedQueue]) -> None:
+    """One warning line on stderr per queue an inspection left out."""
+    for s in skipped:
+        sys.stderr.write(f"warning: queue {s.name!r} skipped: {s.reason}\n")
 
 
 def emit_json(data: Any) -> None:

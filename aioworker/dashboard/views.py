@@ -83,11 +83,13 @@ class Views:
             if cached is not None and time.monotonic() - cached[0] < self.cache_s:
                 return cached[1]
             insp = self.inspector
-            stats = await insp.queue_stats()
+            survey = await insp.survey()
+            stats = survey.queues
             workers = await insp.workers()
             self.history.add(stats, workers)
             data = {
                 "queues": to_jsonable(stats),
+                "skipped": to_jsonable(survey.skipped),
                 "totals": {
                     "ready": sum(q.ready for q in stats),
                     "scheduled": sum(q.scheduled for q in stats),
@@ -103,7 +105,8 @@ class Views:
             return data
 
     async def queues(self) -> dict[str, Any]:
-        return {"queues": to_jsonable(await self.inspector.queue_stats())}
+        survey = await self.inspector.survey()
+        return {"queues": to_jsonable(survey.queues), "skipped": to_jsonable(survey.skipped)}
 
     async def workers(self) -> dict[str, Any]:
         return {"workers": to_jsonable(await self.inspector.workers())}
@@ -134,7 +137,7 @@ class Views:
         else:
             if offset:
                 raise ValueError("offset needs a queue")
-            pages = [await insp.jobs(q, st, limit=limit) for q in await insp.queue_names()]
+            pages, _skipped = await insp.pages(await insp.queue_names(), [st], limit=limit)
             total = sum(p.total for p in pages)
             found = _merge(st, (j for p in pages for j in p.jobs))[:limit]
         return {

@@ -10,6 +10,8 @@
 -- ('' = from outside the batch), ARGV[3..] child job ids
 -- returns the number of children new to the batch, or -1 no such batch, -2 the batch is
 --   cancelled, -3 the batch is sealed (nothing changed in the error cases)
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'hash', KEYS[2], 'hash', KEYS[3], 'set', KEYS[4], 'list')
 local meta, children, failed_set = KEYS[1], KEYS[2], KEYS[3]
 local mode, caller = ARGV[1], ARGV[2]
 local state = redis.call('HMGET', meta, 'created', 'cancelled', 'sealed', 'ttl')

@@ -19,6 +19,8 @@
 -- returns {{result per event: 1 or 0}, {name, spec json, snapshot, ...}}: the callbacks
 --   due and not yet enqueued that are now reserved for the caller (snapshot:
 --   "total|succeeded|failed|skipped|finished_ms" when the callback became due)
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'hash', KEYS[2], 'hash', KEYS[3], 'set', KEYS[4], 'list')
 local meta, children, failed_set, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('EXISTS', meta) == 0 then return {{}, {}} end
 local claim_ms = tonumber(ARGV[1])

@@ -3,6 +3,8 @@
 -- ARGV[1] description, ARGV[2] ttl_ms (keys expire this long after the last activity),
 -- ARGV[3] on_complete callback spec json ('' = none), ARGV[4] on_success spec json ('' = none)
 -- returns {1 if created now else 0, created_ms}
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'hash', KEYS[2], 'hash', KEYS[3], 'set', KEYS[4], 'list')
 local meta = KEYS[1]
 local ttl = tonumber(ARGV[2])
 local created = redis.call('HGET', meta, 'created')

@@ -4,6 +4,8 @@
 --   add:    ARGV[2] batch id, ARGV[3] max_age_ms (older entries are dropped); returns 1
 --   list:   ARGV[2] offset, ARGV[3] count; returns {id, created_ms, ...} newest first
 --   remove: ARGV[2..] batch ids; returns how many were removed
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'zset')
 local index = KEYS[1]
 local mode = ARGV[1]
 if mode == 'add' then

@@ -7,7 +7,9 @@
 --   claim: ARGV[2] max entries to claim, ARGV[3] claim_ms, ARGV[4..] entries the caller
 --          handled (removed from the claims first); returns the entries now claimed by the
 --          caller: expired claims first, then from the head of the outbox
+-- Moves no job; both keys are type-checked before the first write.
 local outbox, claims = KEYS[1], KEYS[2]
+aw_types(outbox, 'list', claims, 'zset')
 if ARGV[1] == 'push' then
   for i = 2, #ARGV do redis.call('RPUSH', outbox, ARGV[i]) end
   return redis.call('LLEN', outbox)

@@ -11,10 +11,16 @@
 -- ARGV[1] job id, ARGV[2] result_ttl_ms (0 = keep no result)
 -- returns {outcome, where it was}: outcome cancelled | requested | dead | finished | missing;
 --   where: queued | scheduled | running | dead | finished | missing
+-- Invariant: every job id is in exactly one of ready, fair, scheduled, active or dead at
+-- the end of the script, whatever fails: every key written is type-checked first (a
+-- wrong-typed key fails the call with WRONGTYPE having changed nothing).
 local ready, scheduled, active, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local jobs, attempts, leases, state, errors, cancel = KEYS[5], KEYS[6], KEYS[7], KEYS[8],
   KEYS[9], KEYS[10]
 local id, result_ttl = ARGV[1], tonumber(ARGV[2])
+aw_types(ready, 'list', scheduled, 'zset', active, 'zset', dead, 'zset', jobs, 'hash',
+  attempts, 'hash', leases, 'hash', state, 'hash', errors, 'hash', cancel, 'hash',
+  KEYS[12], 'list', KEYS[13], 'list', KEYS[14], 'zset', KEYS[15], 'hash', KEYS[16], 'hash')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
@@ -23,8 +29,8 @@ local function finish(was_running)
   if group then
     redis.call('HDEL', KEYS[16], id)
     redis.call('ZREM', KEYS[14], id)
-    redis.call('HINCRBY', KEYS[15], 't:' .. group, -1)
-    if was_running then redis.call('HINCRBY', KEYS[15], 'r:' .. group, -1) end
+    aw_hincr(KEYS[15], 't:' .. group, -1)
+    if was_running then aw_hincr(KEYS[15], 'r:' .. group, -1) end
   end
   local record = redis.call('HGET', jobs, id)
   local task = 'null'
@@ -39,7 +45,7 @@ local function finish(was_running)
       end
     end
   end
-  local n = tonumber(redis.call('HGET', attempts, id) or '0')
+  local n = aw_int(redis.call('HGET', attempts, id) or '0') or 0
   redis.call('HDEL', jobs, id)
   redis.call('HDEL', attempts, id)
   redis.call('HDEL', leases, id)
@@ -57,7 +63,7 @@ end
 
 local lease = redis.call('ZSCORE', active, id)
 if lease then
-  if tonumber(lease) > now then
+  if (tonumber(lease) or 0) > now then
     redis.call('HSET', cancel, id, now)
     return {'requested', 'running'}
   end

@@ -7,9 +7,15 @@
 -- of a fair-share group leaves its group's counts and frees its slot)
 -- ARGV[1] job id, ARGV[2] lease token, ARGV[3] result json, ARGV[4] result_ttl_ms
 -- returns 1 if recorded, 0 if this worker no longer holds the lease (nothing changed)
+-- Invariant: every job id is in exactly one of ready, fair, scheduled, active or dead at
+-- the end of the script, whatever fails: every key written is type-checked first (a
+-- wrong-typed key fails the call with WRONGTYPE having changed nothing).
 local active, leases, jobs, attempts, state, errors, cancel = KEYS[1], KEYS[2], KEYS[3],
   KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local id, token, result_ttl = ARGV[1], ARGV[2], tonumber(ARGV[4])
+aw_types(active, 'zset', leases, 'hash', jobs, 'hash', attempts, 'hash', state, 'hash',
+  errors, 'hash', cancel, 'hash', KEYS[9], 'list', KEYS[10], 'list', KEYS[11], 'hash',
+  KEYS[12], 'hash')
 if redis.call('HGET', leases, id) ~= token then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -18,8 +24,8 @@ redis.call('HDEL', leases, id)
 local group = KEYS[12] and redis.call('HGET', KEYS[11], id)
 if group then
   redis.call('HDEL', KEYS[11], id)
-  redis.call('HINCRBY', KEYS[12], 't:' .. group, -1)
-  redis.call('HINCRBY', KEYS[12], 'r:' .. group, -1)
+  aw_hincr(KEYS[12], 't:' .. group, -1)
+  aw_hincr(KEYS[12], 'r:' .. group, -1)
 end
 local record = redis.call('HGET', jobs, id)
 local sep = record and string.find(record, '|', 1, true)

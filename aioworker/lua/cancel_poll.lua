@@ -3,7 +3,9 @@
 -- KEYS[1] cancel HASH, KEYS[2] jobs HASH
 -- ARGV none
 -- returns up to 1000 job ids with a pending request
+-- Moves no job; both keys are type-checked before the first write.
 local cancel, jobs = KEYS[1], KEYS[2]
+aw_types(cancel, 'hash', jobs, 'hash')
 local n = redis.call('HLEN', cancel)
 if n == 0 then return {} end
 local ids

@@ -9,6 +9,9 @@
 --   slot freed in a group with a concurrency cap wakes an idle worker)
 -- returns a table with one entry per job: 1 = recorded, 0 = the lease was lost (another
 --   worker owns the job now; nothing was changed for it)
+-- Invariant: every job id is in exactly one of ready, fair, scheduled, active or dead at
+-- the end of the script, whatever fails: every key written is type-checked first (a
+-- wrong-typed key fails the call with WRONGTYPE having changed nothing).
 local active, jobs, attempts, leases, state, errors = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
   KEYS[5], KEYS[6]
 local ttl = tonumber(ARGV[1])
@@ -18,6 +21,11 @@ local out = {}
 local n = (#ARGV - 1) / 4
 local wake, group_of, groups = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
 local woken = false
+aw_types(active, 'zset', jobs, 'hash', attempts, 'hash', leases, 'hash', state, 'hash',
+  errors, 'hash', KEYS[7], 'list', wake, 'list', group_of, 'hash', groups, 'hash')
+-- a job's result STRING and done LIST are its own: SET replaces a key of any type, and a
+-- done marker of another type is replaced too (checking them first would cost a call per
+-- job)
 for i = 1, n do
   local base = 1 + (i - 1) * 4
   local id, token, result, batch = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
@@ -31,15 +39,18 @@ for i = 1, n do
     local group = redis.call('HGET', group_of, id)
     if group then
       redis.call('HDEL', group_of, id)
-      redis.call('HINCRBY', groups, 'r:' .. group, -1)
-      redis.call('HINCRBY', groups, 'd:' .. group, 1)
+      aw_hincr(groups, 'r:' .. group, -1)
+      aw_hincr(groups, 'd:' .. group, 1)
       local caps = redis.call('HMGET', groups, 'cap', 'c:' .. group)
       if caps[1] or caps[2] then woken = true end
     end
     if ttl > 0 then
       redis.call('SET', KEYS[6 + 2 * i], now .. '|' .. result, 'PX', ttl)
     end
-    redis.call('RPUSH', KEYS[7 + 2 * i], 1)
+    if type(redis.pcall('RPUSH', KEYS[7 + 2 * i], 1)) == 'table' then
+      redis.call('DEL', KEYS[7 + 2 * i])
+      redis.call('RPUSH', KEYS[7 + 2 * i], 1)
+    end
     redis.call('PEXPIRE', KEYS[7 + 2 * i], 10000)
     if batch ~= '' then redis.call('RPUSH', KEYS[7], batch .. '|' .. id .. '|ok') end
     out[i] = 1

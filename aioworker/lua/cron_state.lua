@@ -6,6 +6,7 @@
 --   now, so ticks that fell in the pause never run late)
 -- returns {now_ms, marker_ms or -1, paused_at_ms or -1, last job id or ''}
 local sched = KEYS[1]
+aw_types(sched, 'hash')
 local op = ARGV[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -16,8 +17,8 @@ elseif op == 'pause' then
   redis.call('HSETNX', sched, 'last', now)
 elseif op == 'resume' then
   redis.call('HDEL', sched, 'paused')
-  local last = tonumber(redis.call('HGET', sched, 'last') or '-1')
+  local last = tonumber(redis.call('HGET', sched, 'last')) or -1
   if last < now then redis.call('HSET', sched, 'last', now) end
 end
 local v = redis.call('HMGET', sched, 'last', 'paused', 'job')
-return {now, tonumber(v[1] or '-1'), tonumber(v[2] or '-1'), v[3] or ''}
+return {now, tonumber(v[1]) or -1, tonumber(v[2]) or -1, v[3] or ''}

@@ -14,18 +14,21 @@
 --   3 paused (marker moved, nothing enqueued); 4 skipped as asked (marker moved);
 --   0 the tick is at or before the marker (nothing changed; a marker that did not exist
 --     is started at now); -1 the tick is not due yet by Redis TIME (nothing changed)
+-- Invariant: a job it creates is in ready with its record, in one step; every key written
+-- is type-checked first (a wrong-typed key fails the call having changed nothing), and a
+-- marker that is not a number counts as missing.
 local sched, ready, jobs, wake, result = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+aw_types(sched, 'hash', ready, 'list', jobs, 'hash', wake, 'list')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local tick, marker = tonumber(ARGV[1]), tonumber(ARGV[2])
 local id, payload = ARGV[3], ARGV[4]
-local last = redis.call('HGET', sched, 'last')
+local last = tonumber(redis.call('HGET', sched, 'last'))
 if not last then
   -- a schedule whose state vanished starts again from now, like a new one
   redis.call('HSET', sched, 'last', now)
   return {0, now, now}
 end
-last = tonumber(last)
 if tick > now then return {-1, now, last} end
 if tick <= last then return {0, now, last} end
 if marker < tick then marker = tick end

@@ -9,11 +9,17 @@
 --   is appended to the outbox)
 -- the last two keys: group_of HASH and groups HASH (fair-share group counters)
 -- returns 1 if dead-lettered, 0 if this worker no longer holds the lease (nothing changed)
+-- Invariant: every job id is in exactly one of ready, fair, scheduled, active or dead at
+-- the end of the script, whatever fails: every key written is type-checked first (a
+-- wrong-typed key fails the call with WRONGTYPE having changed nothing).
 local active, dead, leases, errors = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local jobs, attempts, state = KEYS[5], KEYS[6], KEYS[7]
 local group_of, groups = KEYS[#KEYS - 1], KEYS[#KEYS]
 local id, token = ARGV[1], ARGV[2]
 local result_ttl, max_dead, max_age = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+aw_types(active, 'zset', dead, 'zset', leases, 'hash', errors, 'hash', jobs, 'hash',
+  attempts, 'hash', state, 'hash', KEYS[9], 'list', KEYS[10], 'list', group_of, 'hash',
+  groups, 'hash')
 if redis.call('HGET', leases, id) ~= token then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -23,8 +29,8 @@ redis.call('HSET', errors, id, ARGV[3])
 redis.call('ZADD', dead, now, id)
 local group = redis.call('HGET', group_of, id)
 if group then
-  redis.call('HINCRBY', groups, 'r:' .. group, -1)
-  redis.call('HINCRBY', groups, 'x:' .. group, 1)
+  aw_hincr(groups, 'r:' .. group, -1)
+  aw_hincr(groups, 'x:' .. group, 1)
 end
 if result_ttl > 0 then redis.call('SET', KEYS[8], now .. '|' .. ARGV[4], 'PX', result_ttl) end
 redis.call('RPUSH', KEYS[9], 1)

@@ -32,6 +32,10 @@
 -- while the holder has never been leased (no attempts entry), success while the holder
 -- exists and is not dead-lettered, throttle until the TTL.  So a lock is released in the
 -- same step as the holder's state changes (lease, ack, dead letter), with no extra write.
+--
+-- Invariant: every job id is in exactly one of ready, fair, scheduled, active or dead at
+-- the end of the script, whatever fails: every key written is type-checked first (a
+-- wrong-typed key fails the call with WRONGTYPE having changed nothing).
 local ready, scheduled, jobs, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local attempts, dead, fair, groups, group_of = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local t = redis.call('TIME')
@@ -46,6 +50,9 @@ for j = 1, tonumber(ARGV[m_at]) do
   options[tonumber(ARGV[b + 1])] = b
 end
 local lock_index = 9 + c
+aw_types(ready, 'list', scheduled, 'zset', jobs, 'hash', wake, 'list', attempts, 'hash',
+  dead, 'zset', fair, 'zset', groups, 'hash', group_of, 'hash')
+for j = 10 + c, #KEYS do aw_types(KEYS[j], 'string') end
 
 -- taken: the chosen ids a job or a result has, or a job of this call (kept up to date);
 -- one HMGET and one EXISTS instead of two commands per job
@@ -76,8 +83,8 @@ end
 -- fair groups: the next virtual position of each group touched, written back at the end
 local floor, seqs = nil, {}
 local function next_seq(group)
-  if floor == nil then floor = tonumber(redis.call('HGET', groups, 'floor') or '0') end
-  local s = seqs[group] or tonumber(redis.call('HGET', groups, 's:' .. group) or '0')
+  if floor == nil then floor = tonumber(redis.call('HGET', groups, 'floor')) or 0 end
+  local s = seqs[group] or tonumber(redis.call('HGET', groups, 's:' .. group)) or 0
   if s < floor then s = floor end
   seqs[group] = s + 1
   return s
@@ -113,7 +120,8 @@ local function enqueue_one(id, payload, run_at, delay_ms, o)
   if holder then
     if mode == 'debounce' and held_mode == 'debounce' then
       local record = redis.call('HGET', jobs, holder)
-      local stamp = string.sub(record, 1, string.find(record, '|', 1, true) - 1)
+      -- a record without a valid stamp gets this enqueue's time
+      local stamp = string.match(record, '^(%d+)|') or tostring(now)
       redis.call('HSET', jobs, holder, stamp .. '|' .. payload)
       local pending_at = redis.call('ZSCORE', scheduled, holder)
       if pending_at and extend == '1' then
@@ -135,7 +143,7 @@ local function enqueue_one(id, payload, run_at, delay_ms, o)
   end
   if group ~= '' then
     redis.call('HSET', group_of, id, group)
-    redis.call('HINCRBY', groups, 't:' .. group, 1)
+    aw_hincr(groups, 't:' .. group, 1)
   end
   if run_at > now then
     redis.call('ZADD', scheduled, run_at, id)

@@ -2,14 +2,25 @@
 -- and returning jobs whose lease expired (their worker died) to the front of the queue.
 -- KEYS[1] ready LIST, KEYS[2] scheduled ZSET, KEYS[3] active ZSET, KEYS[4] jobs HASH,
 -- KEYS[5] attempts HASH, KEYS[6] leases HASH, KEYS[7] state HASH, KEYS[8] paused STRING,
--- KEYS[9] fair ZSET, KEYS[10] groups HASH, KEYS[11] group_of HASH, KEYS[12] (optional)
--- this worker's halt LIST: while it holds a token the worker is stopping, so nothing is
--- leased (the fetch may run right behind a BLPOP that a halt token woke)
+-- KEYS[9] fair ZSET, KEYS[10] groups HASH, KEYS[11] group_of HASH, KEYS[12] dead ZSET,
+-- KEYS[13] errors HASH, KEYS[14] batch_outbox LIST, KEYS[15] (optional) this worker's
+-- halt LIST: while it holds a token the worker is stopping, so nothing is leased (the
+-- fetch may run right behind a BLPOP that a halt token woke)
 -- ARGV[1] max jobs to lease, ARGV[2] lease_ms, ARGV[3] lease token of this fetch
--- returns {now_ms, next_due_ms or -1, pending, {recovered ids}, {id, record, attempts, state, ...}}
+-- returns {now_ms, next_due_ms or -1, pending, {recovered ids}, {id, record, attempts, state, ...},
+--   {dropped ids}, {buried ids}}
 --   next_due_ms: earliest scheduled run time or lease deadline, for the idle sleep (at most
 --     now + 250 while ready jobs wait for a slot of their group)
 --   pending: ready + scheduled + active jobs (0 means the queue is drained)
+--   dropped: ids taken from ready that have no record (nothing to run; they are gone)
+--   buried: ids that cannot be leased (their attempt count is not an integer):
+--     dead-lettered with the error "corrupt record: <what>" (a batch child's failure
+--     goes to the batch outbox)
+--
+-- Invariant: every job id is in exactly one of ready, fair, scheduled, active or dead at
+-- the end of the script, whatever fails.  Every key is type-checked right before the
+-- first write (a wrong-typed key fails the call having changed nothing), and every id
+-- popped is leased, dead-lettered or, when it has no record, reported as dropped.
 --
 -- Fair-share groups (only while the queue holds grouped jobs, i.e. group_of exists): a
 -- ready grouped job waits in the fair ZSET scored by its group's virtual position,
@@ -22,27 +33,49 @@
 -- ``cap``; 0 = none) is passed over, looking at most 1000 such jobs per call.
 local ready, scheduled, active, jobs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local attempts, leases, state, paused = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local fair, groups, group_of, halt = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local fair, groups, group_of = KEYS[9], KEYS[10], KEYS[11]
+local dead, errors, outbox, halt = KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 local max_jobs, lease_ms, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+-- every key is type-checked once, right before the first write (a fetch that finds
+-- nothing to do writes nothing and checks nothing: a failing read changes nothing either)
+local checked = false
+local function writable()
+  if checked then return end
+  aw_types(ready, 'list', scheduled, 'zset', active, 'zset', jobs, 'hash', attempts, 'hash',
+    leases, 'hash', state, 'hash', fair, 'zset', groups, 'hash', group_of, 'hash', dead,
+    'zset', errors, 'hash', outbox, 'list')
+  checked = true
+end
+-- a read before any write: a wrong-typed key gets the same clear error
+local function read(...)
+  local reply = redis.pcall(...)
+  if type(reply) == 'table' and reply.err then
+    writable()
+    error(reply)
+  end
+  return reply
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local grouped = fair ~= nil and redis.call('EXISTS', group_of) == 1
 
 local floor, plain_pos, default_cap, seqs = 0, 0, 0, {}
 if grouped then
-  local st = redis.call('HMGET', groups, 'floor', 'plain', 'cap')
-  floor, plain_pos, default_cap = tonumber(st[1] or '0'), tonumber(st[2] or '0'),
-    tonumber(st[3] or '0')
+  local st = read('HMGET', groups, 'floor', 'plain', 'cap')
+  -- counters holding garbage count from 0
+  floor, plain_pos, default_cap = tonumber(st[1]) or 0, tonumber(st[2]) or 0,
+    tonumber(st[3]) or 0
 end
 local function next_seq(group)
-  local s = seqs[group] or tonumber(redis.call('HGET', groups, 's:' .. group) or '0')
+  local s = seqs[group] or tonumber(redis.call('HGET', groups, 's:' .. group)) or 0
   if s < floor then s = floor end
   seqs[group] = s + 1
   return s
 end
 
-local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, 1000)
+local due = read('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, 1000)
 if #due > 0 then
+  writable()
   redis.call('ZREM', scheduled, unpack(due))
   local plain = due
   if grouped then
@@ -59,23 +92,48 @@ if #due > 0 then
   if #plain > 0 then redis.call('RPUSH', ready, unpack(plain)) end
 end
 
-local recovered = redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, 1000)
+local recovered = read('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, 1000)
+if #recovered > 0 then writable() end
 for i = #recovered, 1, -1 do
   local id = recovered[i]
   redis.call('ZREM', active, id)
   redis.call('HDEL', leases, id)
   redis.call('LPUSH', ready, id)
   local group = grouped and redis.call('HGET', group_of, id)
-  if group then redis.call('HINCRBY', groups, 'r:' .. group, -1) end
+  if group then aw_hincr(groups, 'r:' .. group, -1) end
 end
 
-local out = {}
+local out, dropped, buried = {}, {}, {}
 local deadline = now + lease_ms
 local running = {}
+-- a job that cannot be leased becomes a dead letter with the reason, once
+local function bury(id, record, why, group)
+  redis.call('ZADD', dead, now, id)
+  redis.call('HSET', errors, id, cjson.encode({type = 'CorruptRecord',
+    message = 'corrupt record: ' .. why, traceback = ''}))
+  if group then aw_hincr(groups, 'x:' .. group, 1) end
+  local sep = string.find(record, '|', 1, true)
+  if sep then
+    local ok, body = pcall(cjson.decode, string.sub(record, sep + 1))
+    if ok and type(body) == 'table' and type(body.b) == 'string' and body.b ~= '' then
+      redis.call('RPUSH', outbox, body.b .. '|' .. id .. '|failed')
+    end
+  end
+  buried[#buried + 1] = id
+end
 local function lease(id, group)
   local record = redis.call('HGET', jobs, id)
-  if not record then return false end
-  local n = redis.call('HINCRBY', attempts, id, 1)
+  if not record then
+    dropped[#dropped + 1] = id
+    return false
+  end
+  -- (the worker decodes the record itself and dead-letters one it cannot read); an
+  -- attempt count that is not an integer makes HINCRBY fail without writing
+  local n = redis.pcall('HINCRBY', attempts, id, 1)
+  if type(n) == 'table' then
+    bury(id, record, 'its attempt count is not an integer', group)
+    return false
+  end
   redis.call('HSET', leases, id, token)
   redis.call('ZADD', active, deadline, id)
   local st = redis.call('HGET', state, id)
@@ -83,7 +141,7 @@ local function lease(id, group)
   out[#out + 1] = record
   out[#out + 1] = n
   out[#out + 1] = st or ''
-  if group then running[group] = redis.call('HINCRBY', groups, 'r:' .. group, 1) end
+  if group then running[group] = aw_hincr(groups, 'r:' .. group, 1) end
   return true
 end
 
@@ -91,21 +149,26 @@ local held_back = false
 if halt and redis.call('EXISTS', halt) == 1 then max_jobs = 0 end
 if max_jobs > 0 and redis.call('EXISTS', paused) == 0 then
   if not grouped then
-    local ids = redis.call('LPOP', ready, max_jobs)
+    local ids = false
+    if read('LLEN', ready) > 0 then
+      writable()
+      ids = redis.call('LPOP', ready, max_jobs)
+    end
     if ids then
       for _, id in ipairs(ids) do lease(id, false) end
     end
   else
+    writable()
     local caps = {}
     local function room(group)
       local cap = caps[group]
       if cap == nil then
-        cap = tonumber(redis.call('HGET', groups, 'c:' .. group) or default_cap)
+        cap = tonumber(redis.call('HGET', groups, 'c:' .. group)) or default_cap
         caps[group] = cap
       end
       if cap <= 0 then return true end
       if running[group] == nil then
-        running[group] = tonumber(redis.call('HGET', groups, 'r:' .. group) or '0')
+        running[group] = tonumber(redis.call('HGET', groups, 'r:' .. group)) or 0
       end
       return running[group] < cap
     end
@@ -164,6 +227,7 @@ if max_jobs > 0 and redis.call('EXISTS', paused) == 0 then
   end
 end
 if grouped then
+  writable()
   redis.call('HSET', groups, 'floor', floor, 'plain', plain_pos)
   for group, s in pairs(seqs) do redis.call('HSET', groups, 's:' .. group, s) end
 end
@@ -178,5 +242,5 @@ end
 if held_back and (next_due < 0 or next_due > now + 250) then next_due = now + 250 end
 local pending = redis.call('LLEN', ready) + redis.call('ZCARD', scheduled)
   + redis.call('ZCARD', active)
-if fair then pending = pending + redis.call('ZCARD', fair) end
-return {now, next_due, pending, recovered, out}
+if fair then pending = pending + read('ZCARD', fair) end
+return {now, next_due, pending, recovered, out, dropped, buried}

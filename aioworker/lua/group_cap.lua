@@ -3,6 +3,7 @@
 -- KEYS[1] groups HASH, KEYS[2] wake LIST
 -- ARGV[1] field: 'cap' (every group) or 'c:<group>', ARGV[2] the cap (0 = remove)
 -- returns 1
+aw_types(KEYS[1], 'hash', KEYS[2], 'list')
 if tonumber(ARGV[2]) > 0 then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 else

@@ -8,6 +8,9 @@
 --   for what is missing; order: ready from the head of the list (next to run first), then
 --   the jobs of fair-share groups in their fair order; scheduled by run time, running by
 --   lease deadline, dead newest first
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'zset', KEYS[4], 'zset', KEYS[5], 'hash',
+  KEYS[6], 'hash', KEYS[7], 'hash', KEYS[8], 'hash', KEYS[9], 'zset')
 local ready, scheduled, active, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local jobs, attempts, errors, leases, fair = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local state, offset, count, cut = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),

@@ -4,6 +4,8 @@
 -- ARGV[1] token, ARGV[2] ttl_ms
 -- returns {held, term, ttl_ms}: held 1 with the token's term and ttl_ms; held 0 with the
 -- current holder's term and the ms left on its lease
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'string', KEYS[2], 'string')
 local lease, term = KEYS[1], KEYS[2]
 local token, ttl = ARGV[1], tonumber(ARGV[2])
 local holder = redis.call('GET', lease)

@@ -7,6 +7,8 @@
 -- gets its units (the window's end, plus a window per `limit` units of older waiters);
 -- waited_ms is how long the waiter has been refused (its clock restarts once it reaches
 -- max_wait_ms or it is admitted)
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'hash', KEYS[2], 'zset')
 local bucket, waits = KEYS[1], KEYS[2]
 local limit, per, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local waiter, max_wait, forget = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])

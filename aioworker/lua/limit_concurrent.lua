@@ -7,6 +7,8 @@
 -- ARGV[5] max_wait_ms (0 = none), ARGV[6] forget_ms
 -- returns {admitted 1|0, retry_ms, now_us, waited_ms}: retry_ms estimates when a slot frees
 -- up for this caller from the mean hold time (mean / holders per waiter ahead, plus one)
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'zset', KEYS[2], 'hash', KEYS[3], 'zset')
 local holders, since, waits = KEYS[1], KEYS[2], KEYS[3]
 local limit, token, lease = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local waiter, max_wait, forget = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])

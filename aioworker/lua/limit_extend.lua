@@ -2,6 +2,8 @@
 -- KEYS[1] holders ZSET, KEYS[2] since HASH
 -- ARGV[1] lease_ms, then the tokens
 -- returns the tokens that hold no slot any more (lease lapsed and taken back, or released)
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'zset', KEYS[2], 'hash')
 local holders, since = KEYS[1], KEYS[2]
 local lease = tonumber(ARGV[1])
 local t = redis.call('TIME')

@@ -6,6 +6,8 @@
 -- ARGV[5] max_wait_ms (0 = none), ARGV[6] forget_ms
 -- returns {admitted 1|0, retry_ms, now_us, waited_ms}: retry_ms is when this call would
 -- conform, plus `cost` intervals for each older waiter
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'string', KEYS[2], 'zset')
 local key, waits = KEYS[1], KEYS[2]
 local interval, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local waiter, max_wait, forget = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])

@@ -5,6 +5,8 @@
 -- ARGV[1] per_ms (Window and Bucket; 0 for the other kinds)
 -- returns {live holds, waiters, units admitted in the last per_ms, units used in the
 -- current fixed window}
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'zset', KEYS[2], 'zset', KEYS[3], 'zset', KEYS[4], 'hash')
 local holders, waits, log, bucket = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local per = tonumber(ARGV[1])
 local t = redis.call('TIME')

@@ -4,6 +4,8 @@
 -- KEYS[1] scheduled ZSET of the jobs' queue, KEYS[2] wake LIST of the queue
 -- ARGV job ids
 -- returns how many jobs were brought forward
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'zset', KEYS[2], 'list')
 local scheduled, wake = KEYS[1], KEYS[2]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

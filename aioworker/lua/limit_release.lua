@@ -5,6 +5,8 @@
 -- returns {1, {oldest waiter ids, one per free slot}} if the token held a slot and freed
 -- it; {0, {}} if it held none (released before, or its lease lapsed and the slot was taken
 -- back): nothing changes then
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'zset', KEYS[2], 'hash', KEYS[3], 'list', KEYS[4], 'zset')
 local holders, since, wake, waits = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local token, limit = ARGV[1], tonumber(ARGV[2])
 if redis.call('ZREM', holders, token) == 0 then return {0, {}} end

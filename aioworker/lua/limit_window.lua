@@ -6,6 +6,8 @@
 -- ARGV[5] waiter id ('' = not tracked), ARGV[6] max_wait_ms (0 = none), ARGV[7] forget_ms
 -- returns {admitted 1|0, retry_ms, now_us, waited_ms}: retry_ms is when enough units will
 -- have left the window for this caller and the older waiters (`cost` units each)
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'zset', KEYS[2], 'zset')
 local log, waits = KEYS[1], KEYS[2]
 local limit, per, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local unit, waiter = ARGV[4], ARGV[5]

@@ -4,7 +4,9 @@
 -- KEYS[1] paused STRING, KEYS[2] wake LIST
 -- ARGV[1] 1 to pause, 0 to resume
 -- returns 1 if the queue's state changed, 0 if it already was so
+-- Moves no job; the wake LIST is type-checked before the first write.
 local paused, wake = KEYS[1], KEYS[2]
+aw_types(wake, 'list')
 if ARGV[1] == '1' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

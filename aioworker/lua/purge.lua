@@ -7,6 +7,10 @@
 -- returns the number of jobs deleted (ids not in the dead-letter set are skipped)
 local dead, jobs, attempts, state, errors = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group_of = KEYS[6 + 2 * #ARGV]
+-- Invariant: a job leaves only the dead set, with all its data; every key written is
+-- type-checked first (a wrong-typed key fails the call having changed nothing).
+aw_types(dead, 'zset', jobs, 'hash', attempts, 'hash', state, 'hash', errors, 'hash',
+  group_of, 'hash')
 local n = 0
 for i, id in ipairs(ARGV) do
   if redis.call('ZREM', dead, id) == 1 then

@@ -7,6 +7,9 @@
 --   cancel requests}
 --   due: scheduled jobs whose run time has come (moved to ready by the next fetch)
 --   expired: running jobs whose lease deadline passed (their worker stopped renewing it)
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'zset', KEYS[4], 'zset', KEYS[5], 'string',
+  KEYS[6], 'hash', KEYS[7], 'zset')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local paused = tonumber(redis.call('GET', KEYS[5]) or '-1') or 0

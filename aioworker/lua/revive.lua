@@ -5,9 +5,14 @@
 -- then group_of HASH and groups HASH (the last two keys)
 -- ARGV: the job ids
 -- returns the number of jobs moved (ids not in the dead-letter set are skipped)
+-- Invariant: every job id is in exactly one of ready, fair, scheduled, active or dead at
+-- the end of the script, whatever fails: every key written is type-checked first (a
+-- wrong-typed key fails the call with WRONGTYPE having changed nothing).
 local dead, ready, jobs, attempts, errors, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
   KEYS[5], KEYS[6]
 local group_of, groups = KEYS[7 + 2 * #ARGV], KEYS[8 + 2 * #ARGV]
+aw_types(dead, 'zset', ready, 'list', jobs, 'hash', attempts, 'hash', errors, 'hash',
+  wake, 'list', group_of, 'hash', groups, 'hash')
 local moved = 0
 for i, id in ipairs(ARGV) do
   if redis.call('ZREM', dead, id) == 1 and redis.call('HEXISTS', jobs, id) == 1 then
@@ -17,7 +22,7 @@ for i, id in ipairs(ARGV) do
     redis.call('RPUSH', ready, id)
     -- a revived job of a fair-share group counts as waiting again, not dead
     local group = groups and redis.call('HGET', group_of, id)
-    if group then redis.call('HINCRBY', groups, 'x:' .. group, -1) end
+    if group then aw_hincr(groups, 'x:' .. group, -1) end
     moved = moved + 1
   end
 end

@@ -4,7 +4,10 @@
 -- ARGV[1] job id
 -- returns {where, result or '', record or '', attempts or '', error or '', state or '', score or ''}
 --   where: result | active | scheduled | dead | queued | missing
+-- Writes nothing; the keys are type-checked for a clear error.
 local id = ARGV[1]
+aw_types(KEYS[1], 'string', KEYS[2], 'zset', KEYS[3], 'zset', KEYS[4], 'zset', KEYS[5], 'hash',
+  KEYS[6], 'hash', KEYS[7], 'hash', KEYS[8], 'hash')
 local function field(key) return redis.call('HGET', key, id) or '' end
 local result = redis.call('GET', KEYS[1])
 local where, score = 'missing', false

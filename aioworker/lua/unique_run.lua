@@ -5,7 +5,9 @@
 -- ARGV[1] job id, ARGV[2] lock ttl_ms
 -- returns 0 if this job holds the lock now, else ms until the holder's lease deadline
 local lock, active = KEYS[1], KEYS[2]
-local holder = redis.call('GET', lock)
+aw_types(active, 'zset')
+-- a lock key of another type is no lock: SET below replaces it
+local holder = redis.call('TYPE', lock)['ok'] == 'string' and redis.call('GET', lock)
 if holder and holder ~= ARGV[1] then
   local deadline = redis.call('ZSCORE', active, holder)
   if deadline then

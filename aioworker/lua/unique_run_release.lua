@@ -2,7 +2,7 @@
 -- KEYS[1] unique_run STRING
 -- ARGV[1] job id
 -- returns 1 if released, 0 if another job (or none) holds it (nothing changed)
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   return 1
 end

@@ -2,6 +2,8 @@
 -- KEYS[1] workers ZSET, KEYS[2] worker info HASH
 -- ARGV[1] worker id, ARGV[2] ttl_ms (0 = remove the record), ARGV[3] record json
 -- returns now_ms; records of other workers past their deadline are removed too
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'zset', KEYS[2], 'hash')
 local ids, info = KEYS[1], KEYS[2]
 local id, ttl = ARGV[1], tonumber(ARGV[2])
 local t = redis.call('TIME')

@@ -2,6 +2,8 @@
 -- KEYS[1] workers ZSET, KEYS[2] worker info HASH
 -- ARGV none
 -- returns {now_ms, {id, deadline_ms, record json, ...}}
+-- every key is type-checked before the first command that could fail on it
+aw_types(KEYS[1], 'zset', KEYS[2], 'hash')
 local ids, info = KEYS[1], KEYS[2]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -302,7 +302,8 @@
         { title: "", key: "actions", cls: "actions", cell: (q) => q.paused
           ? button("Resume", () => act(`queues/${enc(q.name)}/resume`, {}, () => `Queue ${q.name} resumed`), { kind: "primary" })
           : button("Pause", () => act(`queues/${enc(q.name)}/pause`, {}, () => `Queue ${q.name} paused`), { confirm: `Pause queue ${q.name}? Workers stop starting its jobs.` }) },
-      ], o.queues.map((q) => ({ data: q, attrs: { "data-queue": q.name } })), "No queues yet: enqueue a job or start a worker."));
+      ], o.queues.map((q) => ({ data: q, attrs: { "data-queue": q.name } })), "No queues yet: enqueue a job or start a worker."),
+        (o.skipped || []).map((q) => h("p", { class: "muted", "data-skipped": q.name }, `Skipped queue ${JSON.stringify(q.name)}: ${q.reason}`)));
     },
   };
 

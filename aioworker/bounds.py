@@ -1,0 +1,117 @@
+"""Bounds of the numeric enqueue options, checked where a job is built and again where
+a hand-built :class:`~aioworker.job.JobSpec` is enqueued.
+
+A value that is not a number, NaN, infinite, negative where that means nothing, or
+beyond the bounds below raises :class:`~aioworker.errors.EnqueueError` naming the
+option, before anything is sent: such a value would otherwise be stored in the job and
+fail (or loop) in the worker much later.
+
+- ``retries``: a whole number from 0 to :data:`MAX_RETRIES`;
+- ``delay``: 0 to :data:`MAX_SECONDS` seconds;
+- ``timeout``: more than 0, at most :data:`MAX_SECONDS` seconds;
+- ``at``: a moment from the Unix epoch to :data:`MAX_SECONDS` from now.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime, timedelta
+
+from .errors import AioworkerError, EnqueueError
+from .job import JobSpec
+
+__all__ = (
+    "MAX_MS",
+    "MAX_RETRIES",
+    "MAX_SECONDS",
+    "check_at",
+    "check_retries",
+    "check_seconds",
+    "check_spec",
+)
+
+#: Most retries of one job (each one is an attempt that runs the task again).
+MAX_RETRIES = 10_000
+#: Longest delay, timeout or distance to a run time: 100 years.
+MAX_SECONDS = 100 * 365.25 * 86400
+MAX_MS = int(MAX_SECONDS * 1000)
+
+
+def check_retries(
+    value: object, option: str = "retries", *, error: type[AioworkerError] = EnqueueError
+) -> int:
+    """:returns: ``value``, a whole number from 0 to :data:`MAX_RETRIES`.
+
+    :raises EnqueueError: otherwise, or ``error`` when given (the message names ``option``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise error(f"{option} must be a whole number, got {value!r}")
+    if not 0 <= value <= MAX_RETRIES:
+        raise error(f"{option} must be from 0 to {MAX_RETRIES:,}, got {value!r}")
+    return value
+
+
+def check_seconds(
+    value: object,
+    option: str,
+    *,
+    positive: bool = False,
+    error: type[AioworkerError] = EnqueueError,
+) -> float:
+    """:returns: ``value`` (seconds or a timedelta) as seconds: finite, at least 0 (more
+        than 0 when ``positive``), at most :data:`MAX_SECONDS`.
+
+    :raises EnqueueError: otherwise, or ``error`` when given (the message names ``option``).
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise error(f"{option} must be seconds (a number or a timedelta), got {value!r}")
+    if not math.isfinite(seconds):
+        raise error(f"{option} must be a finite number of seconds, got {value!r}")
+    if seconds < 0 or (positive and seconds == 0):
+        need = "more than 0" if positive else "at least 0"
+        raise error(f"{option} must be {need} seconds, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise error(f"{option} must be at most 100 years ({MAX_SECONDS:,.0f} s), got {value!r}")
+    return seconds
+
+
+def check_at(value: object, option: str = "at") -> int:
+    """:returns: the epoch milliseconds of ``value``, a datetime from the Unix epoch to
+        100 years from now (a naive datetime is taken as local time).
+
+    :raises EnqueueError: otherwise (the message names ``option``).
+    """
+    if not isinstance(value, datetime):
+        raise EnqueueError(f"{option} must be a datetime, got {value!r}")
+    try:
+        ms = int(value.timestamp() * 1000)
+    except (OverflowError, OSError, ValueError):
+        ms = -1
+    if not 0 <= ms <= time.time() * 1000 + MAX_MS:
+        raise EnqueueError(
+            f"{option} must be a moment from 1970 to 100 years from now, got {value!r}"
+        )
+    return ms
+
+
+def check_spec(spec: JobSpec) -> None:
+    """Check the numeric options of a spec (built by hand or by ``Task.call``).
+
+    :raises EnqueueError: for a value out of bounds, naming the option.
+    """
+    if spec.retries is not None:
+        check_retries(spec.retries)
+    if spec.timeout_s is not None:
+        check_seconds(spec.timeout_s, "timeout", positive=True)
+    for option, ms in (("delay_ms", spec.delay_ms), ("at_ms", spec.at_ms)):
+        if isinstance(ms, bool) or not isinstance(ms, int) or not ms >= 0:
+            raise EnqueueError(f"{option} must be a whole number of ms >= 0, got {ms!r}")
+    if spec.delay_ms > MAX_MS:
+        raise EnqueueError(f"delay_ms must be at most 100 years ({MAX_MS:,} ms)")
+    if spec.at_ms and spec.at_ms > time.time() * 1000 + MAX_MS:
+        raise EnqueueError("at_ms must be at most 100 years from now")

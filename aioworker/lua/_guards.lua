@@ -1,0 +1,33 @@
+-- _guards: not a script of its own; scripts.py puts it in front of every script, so a
+-- script can refuse before its first write instead of failing half-way (Redis keeps the
+-- writes a script made before an error, so a half-run script could strand a job).
+-- aw_types(key, type, key, type, ...): each key is of its type or absent (nil keys are
+--   skipped), else the script fails with
+--   "WRONGTYPE aioworker: key <k> is a <t>, expected <u>" having written nothing
+-- aw_int(v): v as an integer HINCRBY accepts, else nil
+-- aw_hincr(key, field, by): HINCRBY of a counter, resetting one that holds garbage
+local function aw_types(...)
+  local spec, n = {...}, select('#', ...)
+  for i = 1, n, 2 do
+    local key, want = spec[i], spec[i + 1]
+    if key then
+      local got = redis.call('TYPE', key)['ok']
+      if got ~= 'none' and got ~= want then
+        error({err = 'WRONGTYPE aioworker: key ' .. key .. ' is a ' .. got .. ', expected '
+          .. want})
+      end
+    end
+  end
+end
+local function aw_int(v)
+  if type(v) ~= 'string' or #v > 18 or not string.find(v, '^%-?%d+$') then return nil end
+  return tonumber(v)
+end
+local function aw_hincr(key, field, by)
+  local v = redis.call('HGET', key, field)
+  if v and not aw_int(v) then
+    redis.call('HSET', key, field, by)
+    return by
+  end
+  return redis.call('HINCRBY', key, field, by)
+end
