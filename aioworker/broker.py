@@ -9,7 +9,6 @@ needs.  Every state change that touches more than one key goes through a script.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from .errors import BrokerUnavailable
 from .keys import QueueKeys
-from .redis_errors import RETRY_LATER_CLASSES, translating
+from .redis_errors import RETRY_LATER_CLASSES, is_retry_later, translating
 from .scripts import Arg, LuaScript, Scripts
 
 __all__ = ("TRANSIENT_ERRORS", "Broker", "mask_url")
@@ -218,8 +217,13 @@ class Broker:
     async def wake(self, k: QueueKeys) -> None:
         """Push one wake token for the queue (errors are ignored: waits time out anyway)."""
         client = self._client or await self.connect()
-        with contextlib.suppress(*TRANSIENT_ERRORS):
+        try:
             await client.rpush(k.wake, 1)
+        except RedisError as exc:
+            if not is_retry_later(exc):
+                raise
+        except TRANSIENT_ERRORS:
+            pass
 
     @translating
     async def wait_done(self, k: QueueKeys, job_id: str, timeout_s: float) -> None:
@@ -238,6 +242,7 @@ class Broker:
         client = self._client or await self.connect()
         await client.blmove(key, key, max(timeout_s, 0.001), "RIGHT", "LEFT")  # type: ignore[arg-type]
 
+    @translating
     async def counts(self, k: QueueKeys) -> dict[str, int]:
         """Sizes of the queue's ready (with fair-share groups' ready jobs), scheduled,
         active and dead sets."""
@@ -256,12 +261,14 @@ class Broker:
             "dead": int(dead),
         }
 
+    @translating
     async def dead_ids(self, k: QueueKeys, limit: int = 1000) -> list[str]:
         """Ids in the dead-letter set, oldest first."""
         client = self._client or await self.connect()
         ids = await client.zrange(k.dead, 0, limit - 1)
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
+    @translating
     async def command_stats(self) -> dict[str, int]:
         """Calls per command name from ``INFO commandstats`` (summed over cluster nodes)."""
         client = self._client or await self.connect()
@@ -279,10 +286,12 @@ class Broker:
         add(raw)
         return totals
 
+    @translating
     async def ping(self) -> bool:
         client = self._client or await self.connect()
         return bool(await client.ping())
 
+    @translating
     async def redis_time_ms(self) -> int:
         client = self._client or await self.connect()
         if isinstance(client, RedisCluster):

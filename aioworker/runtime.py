@@ -46,7 +46,7 @@ from .outcomes import OutcomeWriter
 from .payload import DecodeError, decode_record
 from .running import Running
 from .scripts import FetchedJob
-from .supervisor import Supervisor
+from .supervisor import Supervisor, log_failure
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -279,9 +279,10 @@ class Runtime:
             self._waits.pop(queue, None)
 
     def _wake(self, k: QueueKeys) -> None:
-        task = asyncio.create_task(self.broker.wake(k))
+        task = asyncio.create_task(self.broker.wake(k), name=f"wake:{k.queue}")
         self._wakers.add(task)
         task.add_done_callback(self._wakers.discard)
+        task.add_done_callback(log_failure)
 
     def _burst_drained(self) -> bool:
         if self.running:

@@ -153,6 +153,11 @@ class Worker(PeriodicJobs):
         self.metrics_port = metrics_port
         self.loop_unhealthy_after_s = to_seconds(loop_unhealthy_after)
         self.loop_exit_after_s = to_seconds(loop_exit_after)
+        if not 0 < self.loop_unhealthy_after_s <= self.loop_exit_after_s:
+            raise ConfigError(
+                "loop_unhealthy_after and loop_exit_after must be positive, and "
+                "loop_unhealthy_after no longer than loop_exit_after"
+            )
         self.observers: list[Observer] = []
         self.services: list[Service] = []
         self.tasks: dict[str, Task[Any, Any]] = {}

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 import redis
 
-from aioworker import JobContext, Worker, WorkerUnhealthy
+from aioworker import ConfigError, JobContext, Worker, WorkerUnhealthy
 from aioworker.runtime import Runtime
 from aioworker.supervisor import Supervisor
 from tests.redis_procs import RedisFactory
 from tests.worker_kit import running
+from tests.worker_procs import WorkerSpawner
 
 
 @pytest.fixture
@@ -183,3 +184,26 @@ async def test_a_service_that_keeps_failing_stops_the_worker_unhealthy(
         assert loop_errors == []
     finally:
         await worker.close()
+
+
+@pytest.mark.slow
+async def test_the_cli_exits_1_when_a_loop_keeps_failing(
+    spawn_worker: WorkerSpawner, redis_url: str, prefix: str
+) -> None:
+    proc = spawn_worker(
+        "tests.apps.unhealthy:worker", env={"AIOWORKER_REDIS_URL": redis_url, "TEST_PREFIX": prefix}
+    )
+    assert await spawn_worker.wait_exit(proc, timeout_s=30) == 1
+    out = spawn_worker.output(proc)
+    assert "background loop service:" in out and "this service cannot start" in out
+    assert "worker stopped: loop service:" in out
+    assert "never retrieved" not in out
+
+
+def test_loop_limits_are_checked() -> None:
+    for unhealthy, exit_after in [(0, 10), (20, 10), (float("nan"), 10)]:
+        with pytest.raises(ConfigError, match="loop_unhealthy_after"):
+            Worker(loop_unhealthy_after=unhealthy, loop_exit_after=exit_after)
+    with pytest.raises(ValueError, match="negative"):
+        Worker(loop_unhealthy_after=-1)
+    assert Worker(loop_unhealthy_after=5, loop_exit_after=float("inf")).loop_exit_after_s > 5
