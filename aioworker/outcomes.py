@@ -101,7 +101,7 @@ class OutcomeWriter:
         elif outcome.kind == "retry":
             err = dumps(outcome.error)
             delay_ms = int(outcome.delay_s * 1000)
-            ok = await self._durable(
+            ok = await self.persist(
                 f"retry job {job}", lambda: self.scripts.retry(k, job, run.token, delay_ms, err)
             )
             joblog.warning(
@@ -116,7 +116,7 @@ class OutcomeWriter:
             )
         elif outcome.kind == "defer":
             delay_ms = max(int(outcome.delay_s * 1000), 1)
-            ok = await self._durable(
+            ok = await self.persist(
                 f"defer job {job}",
                 lambda: self.scripts.retry(k, job, run.token, delay_ms, b"", count_attempt=False),
             )
@@ -126,7 +126,7 @@ class OutcomeWriter:
             error = outcome.error or {}
             err = dumps(error)
             res = dumps({"s": "dead", "n": run.attempt, "t": run.task_name, "e": error})
-            ok = await self._durable(
+            ok = await self.persist(
                 f"dead-letter job {job}",
                 lambda: self.scripts.dead(
                     k,
@@ -151,7 +151,7 @@ class OutcomeWriter:
             )
         elif outcome.kind == "cancel":  # at an operator's request
             res = dumps({"s": "cancelled", "n": run.attempt, "t": run.task_name})
-            ok = await self._durable(
+            ok = await self.persist(
                 f"record cancelled job {job}",
                 lambda: cancel_done(self.scripts, k, job, run.token, res, w.result_ttl_ms),
             )
@@ -165,7 +165,7 @@ class OutcomeWriter:
             )
         else:  # requeue: interrupted by shutdown
             state = unsaved_state(run)
-            ok = await self._durable(
+            ok = await self.persist(
                 f"requeue job {job}", lambda: self.scripts.requeue(k, job, run.token, state)
             )
             if ok:
@@ -197,7 +197,7 @@ class OutcomeWriter:
         except Exception:
             joblog.exception("job %s: could not dead-letter it after an internal error", run.job_id)
 
-    async def _durable(self, what: str, fn: Callable[[], Awaitable[T]]) -> T | None:
+    async def persist(self, what: str, fn: Callable[[], Awaitable[T]]) -> T | None:
         """``fn`` retried through connection loss and through refusals (error replies)."""
         return await self.durable(what, lambda: accepted(what, fn, self._deadline))
 

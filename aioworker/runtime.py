@@ -450,8 +450,8 @@ class Runtime:
     async def _checkpoint(self, k: QueueKeys, job_id: str, token: str, blob: bytes) -> bool:
         # the job's id and token, not its Running: the Running holds the JobContext that
         # holds this saver, and such a cycle leaves every finished job to the cyclic
-        # garbage collector
-        ok = await self.durable(
+        # garbage collector; a refused save is repeated like an outcome write
+        ok = await self.outcomes.persist(
             f"checkpoint job {job_id}",
             lambda: self.scripts.checkpoint(k, job_id, token, blob),
         )
