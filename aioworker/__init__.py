@@ -29,10 +29,12 @@ from .errors import (
     PayloadError,
     PayloadTooLarge,
     RateLimited,
+    RedisAccessDenied,
     ResultTimeout,
     Retry,
     UnknownScheduleError,
     UnknownTaskError,
+    UnsupportedServer,
 )
 from .groups import GroupProgress, GroupRateLimit, Groups
 from .handle import JobHandle
@@ -87,6 +89,7 @@ __all__ = (
     "PayloadTooLarge",
     "Points",
     "RateLimited",
+    "RedisAccessDenied",
     "ResultTimeout",
     "Retry",
     "ScheduleInfo",
@@ -95,6 +98,7 @@ __all__ = (
     "Unique",
     "UnknownScheduleError",
     "UnknownTaskError",
+    "UnsupportedServer",
     "Window",
     "Worker",
     "__version__",

@@ -31,6 +31,7 @@ from .connect import (
 from .errors import BrokerUnavailable
 from .keys import QueueKeys
 from .scripts import Arg, LuaScript, Scripts
+from .server_checks import ServerVersion, check_server, is_cluster
 
 __all__ = ("MAX_CONNECTIONS", "MIN_BLOCK_S", "TRANSIENT_ERRORS", "Broker", "mask_url")
 
@@ -77,6 +78,7 @@ class Broker:
         # waiting: its callers wait here, at most max_connections at a time, each call
         # holding at most one connection per node
         self._slots: asyncio.Semaphore | None = None
+        self.server: ServerVersion | None = None  # known once connected
         self.scripts = Scripts(self._run_script, self._run_after_wait)
 
     @property
@@ -117,16 +119,22 @@ class Broker:
             if cluster is None and not target.sentinels:
                 probe = probe_client(target, self._options)
                 try:
-                    info = await probe.info("cluster")
+                    cluster = await is_cluster(probe)
                 finally:
                     await probe.aclose()
-                cluster = bool(info.get("cluster_enabled"))
             client = build_client(target, cluster=bool(cluster), options=self._options)
-            if isinstance(client, RedisCluster):
-                await client.initialize()
-            else:
-                await client.ping()
+            try:
+                if isinstance(client, RedisCluster):
+                    await client.initialize()
+                else:
+                    await client.ping()
+                self.server = await check_server(client)
+            except BaseException:
+                await client.aclose()
+                raise
             return client
+        except BrokerUnavailable:  # an OSError too: the start-up checks' own line
+            raise
         except (RedisError, OSError) as exc:
             text = mask_text(str(exc), self.url)
             raise BrokerUnavailable(

@@ -14,6 +14,8 @@ The tree::
     │   └── DuplicateJob           a unique job's key is held by another job (only with
     │                              ``on_duplicate="raise"``; ``.job_id`` is the holder)
     ├── BrokerUnavailable          Redis cannot be reached (URL shown, password masked)
+    │   ├── UnsupportedServer      a server older than Redis 6.2 / Valkey 7.2
+    │   └── RedisAccessDenied      the ACL user may not run a command aioworker needs
     ├── JobNotFound                no job with that id (never existed, or its result expired)
     ├── ResultTimeout              ``Job.result(timeout=...)`` gave up waiting
     ├── UnknownScheduleError       no periodic schedule of that name is registered
@@ -64,11 +66,13 @@ __all__ = (
     "PayloadError",
     "PayloadTooLarge",
     "RateLimited",
+    "RedisAccessDenied",
     "ResultTimeout",
     "Retry",
     "Skip",
     "UnknownScheduleError",
     "UnknownTaskError",
+    "UnsupportedServer",
 )
 
 
@@ -248,3 +252,11 @@ class Retry(Exception):
         self.delay = delay
         self.reason = reason
         super().__init__(reason or "retry requested")
+
+
+class UnsupportedServer(BrokerUnavailable):
+    """The Redis server is too old for aioworker (it needs Redis 6.2+ or Valkey 7.2+)."""
+
+
+class RedisAccessDenied(BrokerUnavailable):
+    """The Redis user may not run a command aioworker needs (the message names it)."""
