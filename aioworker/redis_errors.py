@@ -4,7 +4,10 @@ Managed Redis answers many errors that mean "not now" rather than "never": a fai
 demoted the node (``READONLY``), maxmemory is reached (``OOM``), a script runs too long
 (``BUSY``), the dataset is loading (``LOADING``), a slot is migrating (``ASK``,
 ``MOVED``, ``TRYAGAIN``), the cluster is degraded (``CLUSTERDOWN``, ``MASTERDOWN``), or
-the node lost its scripts (``NOSCRIPT``).  Those are *retry-later*: the runtime treats
+the node lost its scripts (``NOSCRIPT``).  redis-py's cluster client follows ``MOVED`` and
+``ASK`` and repeats a ``TRYAGAIN`` for a fraction of a second, then gives up with
+``ClusterError("TTL exhausted.")`` while a slot migration still splits a script's keys:
+that is retry-later too.  Those are *retry-later*: the runtime treats
 them like a lost connection (backoff, no job lost), and a caller of the public API sees
 :class:`~aioworker.errors.BrokerBusy`.
 
@@ -30,6 +33,7 @@ from redis.exceptions import (
     AskError,
     BusyLoadingError,
     ClusterDownError,
+    ClusterError,
     NoPermissionError,
     NoScriptError,
     OutOfMemoryError,
@@ -75,14 +79,15 @@ RETRY_LATER_CODES = frozenset(
 )
 
 #: redis-py's classes for retry-later errors (MovedError is an AskError, MasterDownError a
-#: ClusterDownError, BusyLoadingError a ConnectionError).
+#: ClusterDownError, BusyLoadingError a ConnectionError; ClusterError is the cluster
+#: client giving up on redirections and TRYAGAIN mid-migration).
 RETRY_LATER_CLASSES: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     BusyLoadingError,
     ReadOnlyError,
     OutOfMemoryError,
-    ClusterDownError,
+    ClusterError,
     TryAgainError,
     AskError,
     NoScriptError,
@@ -164,6 +169,8 @@ def translate(exc: BaseException) -> BaseException:
     :returns: :class:`BrokerBusy` for a retry-later reply, :class:`RedisRefused` for a
         refusal, else ``exc`` itself.
     """
+    if isinstance(exc, ClusterError) and not isinstance(exc, ResponseError):
+        return BrokerBusy(f"Redis Cluster cannot serve the request now: {exc}", code="TRYAGAIN")
     if isinstance(exc, BrokerBusy | RedisRefused) or not isinstance(exc, ResponseError):
         return exc
     refused = refusal(exc)
@@ -182,7 +189,7 @@ def translating(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(*args, **kwargs)
-        except ResponseError as exc:
+        except (ResponseError, ClusterError) as exc:
             sorted_exc = translate(exc)
             if sorted_exc is exc:
                 raise

@@ -2,6 +2,8 @@
 
 - ``redis_url``: one throwaway ``redis-server`` for the test run.
 - ``redis_cluster_url``: one throwaway three-master cluster for the test run.
+- ``redis_cluster_replicated``: a six-node cluster (three masters, one replica each) of the
+  test alone, which it may fail over and reshard (``tests/redis_topologies.py``).
 - ``redis_proc``: a fresh AOF-backed server per test, for tests that kill and restart Redis;
   ``redis_factory(aof=...)`` starts more of them.
 - ``prefix``: a unique key prefix per test, so no test ever flushes a database.
@@ -11,6 +13,10 @@
 
 Without the Redis binaries the Redis fixtures skip, except when ``CI`` is set: there a missing
 binary fails the run instead of hiding every test behind a skip.
+
+:data:`MATRIX_MODULES` are the modules ``make test-matrix`` runs again on every other supported
+server build (``.ci/matrix.sh``): single node and the cluster fixture, job lifecycle, scripts,
+limits and Redis faults.
 """
 
 from __future__ import annotations
@@ -21,9 +27,32 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.redis_procs import RedisCluster, RedisFactory, RedisProcess, missing_binaries
+from tests.redis_procs import (
+    RedisCluster,
+    RedisFactory,
+    RedisProcess,
+    cli_binary,
+    missing_binaries,
+    server_binary,
+)
+from tests.redis_topologies import ReplicatedCluster
 from tests.worker_kit import MakeWorker, worker_factory
 from tests.worker_procs import WorkerSpawner
+
+#: Test modules ``make test-matrix`` runs on each server in ``.ci/servers.py``.
+MATRIX_MODULES = (
+    "tests/test_enqueue.py",
+    "tests/test_retries.py",
+    "tests/test_delays.py",
+    "tests/test_timeouts.py",
+    "tests/test_groups.py",
+    "tests/test_cluster.py",
+    "tests/test_limits.py",
+    "tests/test_redis_errors.py",
+    "tests/test_redis_faults.py",
+    "tests/test_scripts_invariants.py",
+    "tests/test_lua_*.py",
+)
 
 
 def _in_ci() -> bool:
@@ -43,7 +72,7 @@ def _require(*binaries: str) -> None:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of database 0 on a ``redis-server`` shared by the whole test run."""
-    _require("redis-server")
+    _require(server_binary())
     server = RedisProcess(tmp_path_factory.mktemp("redis"))
     server.start()
     try:
@@ -55,11 +84,25 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of one node (a startup node) of a three-master cluster shared by the test run."""
-    _require("redis-server", "redis-cli")
+    _require(server_binary(), cli_binary())
     cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
     cluster.start()
     try:
         yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_replicated(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ReplicatedCluster]:
+    """Three masters with one replica each, of this test alone; stopped at teardown."""
+    _require(server_binary(), cli_binary())
+    cluster = ReplicatedCluster(tmp_path_factory.mktemp("redis-cluster-replicated"))
+    cluster.start()
+    try:
+        yield cluster
     finally:
         cluster.stop()
 
@@ -70,7 +113,7 @@ def redis_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisFac
 
     Each has its own port and directory; all are stopped at teardown whatever state they are in.
     """
-    _require("redis-server")
+    _require(server_binary())
     servers: list[RedisProcess] = []
 
     def start(*, aof: bool = False) -> RedisProcess:

@@ -8,12 +8,18 @@ and is stopped by its PID (never by name), so the machine's own Redis is left al
   which is what the fault tests rely on when they kill the server mid-run.
 - :class:`RedisCluster` is three such processes joined into a cluster of three masters
   without replicas.
+
+The server binary is ``$AIOWORKER_REDIS_SERVER`` (default ``redis-server``) and the CLI
+``$AIOWORKER_REDIS_CLI`` (default ``redis-cli``), so the same suite runs against another Redis
+or Valkey build (``make test-matrix``). Every test that starts a server or runs the CLI takes
+them from :func:`server_binary` and :func:`cli_binary`.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import random
 import shutil
 import signal
@@ -34,9 +40,11 @@ __all__ = (
     "RedisCluster",
     "RedisFactory",
     "RedisProcess",
+    "cli_binary",
     "missing_binaries",
     "node_command",
     "pick_free_port",
+    "server_binary",
 )
 
 HOST = "127.0.0.1"
@@ -57,10 +65,26 @@ _port_lock = threading.Lock()
 _live: set[RedisProcess] = set()
 
 
-def missing_binaries(*names: str) -> list[str]:
-    """Name the executables that are not on ``PATH``.
+def server_binary() -> str:
+    """The Redis server executable the tests start: ``$AIOWORKER_REDIS_SERVER`` or ``redis-server``.
 
-    :param names: executable names, e.g. ``"redis-server"``.
+    :returns: a name looked up on ``PATH`` or a path.
+    """
+    return os.environ.get("AIOWORKER_REDIS_SERVER", "").strip() or "redis-server"
+
+
+def cli_binary() -> str:
+    """The Redis CLI the tests run: ``$AIOWORKER_REDIS_CLI`` or ``redis-cli``.
+
+    :returns: a name looked up on ``PATH`` or a path.
+    """
+    return os.environ.get("AIOWORKER_REDIS_CLI", "").strip() or "redis-cli"
+
+
+def missing_binaries(*names: str) -> list[str]:
+    """Name the executables that are not on ``PATH`` (or, given as paths, not executable).
+
+    :param names: executable names or paths, e.g. ``server_binary()``.
     :returns: the names that were not found, in the order given.
     """
     return [name for name in names if shutil.which(name) is None]
@@ -187,7 +211,7 @@ class RedisProcess:
         :returns: the argument list.
         """
         args = [
-            "redis-server",
+            server_binary(),
             "--port",
             str(self.port),
             "--bind",
@@ -283,16 +307,22 @@ class RedisProcess:
 
 
 class RedisCluster:
-    """Three masters without replicas, each a :class:`RedisProcess` with cluster mode on.
+    """Masters (three by default) and their replicas, each a :class:`RedisProcess` with
+    cluster mode on. Without replicas the cluster is three masters only; the helpers for
+    replicas, failover and slot migration are in ``tests/redis_topologies.py``.
 
     :param directory: where the nodes keep logs and ``nodes-<port>.conf`` files.
     :param size: how many masters.
+    :param replicas: how many replicas per master (``redis-cli --cluster create`` picks
+        which node replicates which).
     """
 
-    def __init__(self, directory: Path, *, size: int = 3) -> None:
+    def __init__(self, directory: Path, *, size: int = 3, replicas: int = 0) -> None:
         self.directory = directory
+        self.masters = size
+        self.replicas = replicas
         self.nodes: list[RedisProcess] = []
-        for _ in range(size):
+        for _ in range(size * (1 + replicas)):
             port = pick_free_port(cluster_bus=True)
             extra = [
                 "--cluster-enabled",
@@ -331,12 +361,12 @@ class RedisCluster:
 
     def _create(self) -> None:
         cmd = [
-            "redis-cli",
+            cli_binary(),
             "--cluster",
             "create",
             *(f"{HOST}:{port}" for port in self.ports),
             "--cluster-replicas",
-            "0",
+            str(self.replicas),
             "--cluster-yes",
         ]
         result = subprocess.run(
@@ -369,6 +399,20 @@ class RedisCluster:
                 time.sleep(0.1)
         if pending:
             raise RuntimeError(f"cluster node {pending[0].port} never became ok: {last}")
+        if self.replicas:
+            self._wait_until_replicas_synced(deadline)
+
+    def _wait_until_replicas_synced(self, deadline: float) -> None:
+        linked = 0
+        while time.monotonic() < deadline:
+            linked = sum(
+                node_command(node.port, "INFO", "replication").get("master_link_status") == "up"
+                for node in self.nodes
+            )
+            if linked == self.masters * self.replicas:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"only {linked} cluster replicas linked to their master")
 
     def stop(self) -> None:
         """Stop every node by its PID."""

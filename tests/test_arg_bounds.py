@@ -18,7 +18,7 @@ from aioworker.admin import Admin
 from aioworker.groups import Groups
 from aioworker.keys import QueueKeys, RegistryKeys
 from aioworker.limits import Concurrent
-from tests.redis_procs import RedisFactory, RedisProcess, missing_binaries
+from tests.redis_procs import RedisFactory, RedisProcess, cli_binary, missing_binaries
 from tests.worker_kit import MakeWorker, burst
 
 N = 2000
@@ -31,7 +31,7 @@ _CLIENT = re.compile(rb"^\d+\.\d+ \[\d+ ([^\]]+)\] ")
 @pytest.fixture
 def server(redis_factory: RedisFactory) -> RedisProcess:
     """A server of this test alone, so MONITOR sees this test's commands only."""
-    if missing := missing_binaries("redis-cli"):
+    if missing := missing_binaries(cli_binary()):
         pytest.skip(f"{', '.join(missing)} not found on PATH")
     return redis_factory()
 
@@ -48,7 +48,7 @@ class Monitor:
         self.path = path
         self._out = path.open("wb")
         self.proc = subprocess.Popen(
-            ["redis-cli", "-p", str(port), "monitor"], stdout=self._out, stderr=subprocess.STDOUT
+            [cli_binary(), "-p", str(port), "monitor"], stdout=self._out, stderr=subprocess.STDOUT
         )
         self._port = port
         self._wait_for(b"OK")
@@ -62,7 +62,7 @@ class Monitor:
 
     def stop(self) -> None:
         """Wait until MONITOR has shown everything sent so far, then stop it."""
-        subprocess.run(["redis-cli", "-p", str(self._port), "echo", "monitor-end"], check=True)
+        subprocess.run([cli_binary(), "-p", str(self._port), "echo", "monitor-end"], check=True)
         self._wait_for(b'"monitor-end"')
         self.proc.terminate()
         self.proc.wait(timeout=10)

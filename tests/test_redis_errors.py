@@ -13,7 +13,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from redis._parsers.base import BaseParser
-from redis.exceptions import ResponseError
+from redis.exceptions import ClusterError, ResponseError
 
 from aioworker import BrokerBusy, BrokerUnavailable, ConfigError, RedisRefused
 from aioworker.broker import TRANSIENT_ERRORS, Broker
@@ -74,6 +74,16 @@ def test_redis_62_wrapped_script_errors_are_sorted_by_their_inner_code() -> None
     noperm = parsed(WRAPPED_62.format(code="NOPERM", text="this user has no permissions"))
     assert not is_retry_later(noperm)
     assert isinstance(translate(noperm), RedisRefused)
+
+
+def test_the_cluster_client_giving_up_mid_migration_is_retry_later() -> None:
+    # redis-py raises this after its redirections and TRYAGAIN retries run out, e.g. while
+    # a slot migration splits a script's keys between two masters
+    exc = ClusterError("TTL exhausted.")
+    assert is_retry_later(exc)
+    assert isinstance(exc, TRANSIENT_ERRORS)
+    busy = translate(exc)
+    assert isinstance(busy, BrokerBusy) and busy.code == "TRYAGAIN"
 
 
 def test_connection_errors_are_retry_later_and_data_errors_are_not() -> None:

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from aioworker import BrokerBusy, JobContext, Worker
-from tests.redis_procs import RedisFactory, node_command
+from tests.redis_procs import RedisFactory, cli_binary, node_command
 from tests.worker_kit import running
 
 pytestmark = pytest.mark.slow
@@ -136,7 +136,7 @@ async def test_busy_while_a_long_script_runs_until_it_is_killed(
 
     async def block(_worker: Worker) -> None:
         cli = await asyncio.create_subprocess_exec(
-            *("redis-cli", "-p", str(server.port), "EVAL", "while true do end", "0"),
+            *(cli_binary(), "-p", str(server.port), "EVAL", "while true do end", "0"),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )

@@ -13,14 +13,16 @@ import redis
 
 from aioworker import BrokerUnavailable, JobContext, Worker
 from aioworker.keys import QueueKeys
-from tests.redis_procs import pick_free_port
+from tests.redis_procs import missing_binaries, pick_free_port, server_binary
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+pytestmark = pytest.mark.skipif(
+    bool(missing_binaries(server_binary())), reason="needs redis-server"
+)
 
 
 def _start(args: list[str], ping: redis.Redis) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *args],
+        [server_binary(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
