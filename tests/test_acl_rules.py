@@ -42,9 +42,12 @@ async def test_the_readme_acl_rules_run_jobs(tmp_path: Path, prefix: str) -> Non
                 for w in words
             ]
             admin.execute_command("ACL", "SETUSER", *words)  # type: ignore[no-untyped-call]
-        url = "redis://{0}:pw-{0}@127.0.0.1:%d/0" % server.port
-        worker = Worker(url.format("aioworker-worker"), prefix=prefix, queues={"default": 10})
-        producer = Worker(url.format("aioworker-producer"), prefix=prefix)
+
+        def url(user: str) -> str:
+            return f"redis://{user}:pw-{user}@127.0.0.1:{server.port}/0"
+
+        worker = Worker(url("aioworker-worker"), prefix=prefix, queues={"default": 10})
+        producer = Worker(url("aioworker-producer"), prefix=prefix)
 
         for w in (worker, producer):
 
