@@ -21,6 +21,7 @@ from .connect import (
     MAX_CONNECTIONS,
     Client,
     build_client,
+    close_client,
     mask_text,
     mask_url,
     parse_url,
@@ -130,7 +131,7 @@ class Broker:
                     await client.ping()
                 self.server = await check_server(client)
             except BaseException:
-                await client.aclose()
+                await close_client(client)
                 raise
             return client
         except BrokerUnavailable:  # an OSError too: the start-up checks' own line
@@ -144,7 +145,7 @@ class Broker:
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            await client.aclose()
+            await close_client(client)
 
     @translating
     async def _run_script(self, script: LuaScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:

@@ -21,6 +21,7 @@ every log line and error shows.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,7 @@ __all__ = (
     "Client",
     "Target",
     "build_client",
+    "close_client",
     "mask_text",
     "mask_url",
     "parse_url",
@@ -184,7 +186,20 @@ def _parse_sentinel(url: str, scheme: str) -> Target:
 
 
 class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
-    """A Sentinel pool whose callers wait for a free connection instead of failing."""
+    """A Sentinel pool whose callers wait for a free connection instead of failing.
+
+    After a failover every pooled connection reconnects at once, and each asks the
+    sentinels for the primary: one question at a time here, or hundreds of parallel
+    connections overflow the sentinels' listen queue and are refused.
+    """
+
+    def __init__(self, service_name: str, sentinel_manager: Sentinel, **kwargs: Any) -> None:
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
+        self._discovery = asyncio.Lock()
+
+    async def get_master_address(self) -> Any:
+        async with self._discovery:
+            return await super().get_master_address()  # type: ignore[no-untyped-call]
 
 
 def default_options() -> dict[str, Any]:
@@ -242,6 +257,14 @@ def build_client(target: Target, *, cluster: bool, options: Mapping[str, Any]) -
         target.url, max_connections=max_connections, timeout=30, **opts
     )
     return aioredis.Redis.from_pool(pool)
+
+
+async def close_client(client: Client) -> None:
+    """Close a client from :func:`build_client` (with a Sentinel's own connections)."""
+    pool = getattr(client, "connection_pool", None)
+    await client.aclose()
+    if isinstance(pool, BlockingSentinelPool):
+        await pool.sentinel_manager.aclose()
 
 
 def probe_client(target: Target, options: Mapping[str, Any]) -> aioredis.Redis:

@@ -93,3 +93,24 @@ def test_the_cli_exits_2_with_one_line_for_a_malformed_url(url: str) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "s3cret" not in proc.stderr + proc.stdout
     assert "invalid Redis URL" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:1/0?password=s3cret-pw",
+        "redis://app:s3cret-pw@127.0.0.1:1/0",
+        "redis+sentinel://:s3cret-pw@127.0.0.1:1/mymaster/0?sentinel_password=s3cret-pw",
+    ],
+)
+def test_the_exit_3_error_shows_no_password(url: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "aioworker", "info", "tests.apps.basic:worker", "--redis-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "s3cret-pw" not in proc.stderr + proc.stdout
+    assert "***" in proc.stderr and "Traceback" not in proc.stderr
