@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aioworker import RedisAccessDenied, UnsupportedServer, Worker
+from aioworker import JobContext, RedisAccessDenied, UnsupportedServer, Worker
 from aioworker.server_checks import ServerVersion, check_version, parse_version
 from tests.redis_procs import RedisProcess, missing_binaries
 
@@ -138,8 +138,12 @@ async def test_a_server_older_than_6_2_is_refused_by_worker_and_producer(
     server.start()
     try:
         worker = Worker(server.url, prefix=prefix)
+
+        @worker.task()
+        async def anything(ctx: JobContext) -> None: ...
+
         with pytest.raises(UnsupportedServer, match=r"is too old: aioworker needs 6\.2 or newer"):
-            await worker.enqueue("anything")
+            await anything.enqueue()
         with pytest.raises(UnsupportedServer):
             await worker.run(burst=True, handle_signals=False)
         await worker.close()
