@@ -51,6 +51,9 @@ MATRIX_MODULES = (
     "tests/test_redis_errors.py",
     "tests/test_redis_faults.py",
     "tests/test_scripts_invariants.py",
+    "tests/test_server_checks.py",
+    "tests/test_acl_rules.py",
+    "tests/test_connections.py",
     "tests/test_lua_*.py",
 )
 
