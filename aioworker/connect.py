@@ -31,7 +31,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import NoBackoff
+from redis.exceptions import ReadOnlyError
 
 from .errors import ConfigError
 
@@ -253,6 +256,13 @@ def build_client(target: Target, *, cluster: bool, options: Mapping[str, Any]) -
     if cluster:
         opts.pop("health_check_interval", None)
         return RedisCluster.from_url(target.url, max_connections=max_connections, **opts)
+    # READONLY: the node behind the URL was demoted (a failover moved the primary, and the
+    # DNS name or endpoint now points to the new one). The connection that got it is
+    # closed, so the next try connects afresh instead of asking the old node for ever; a
+    # demoted node wrote nothing, so one immediate retry is safe. Other errors are not
+    # retried here.
+    opts.setdefault("retry", Retry(NoBackoff(), 1, supported_errors=(ReadOnlyError,)))
+    opts.setdefault("retry_on_error", [ReadOnlyError])
     pool = aioredis.BlockingConnectionPool.from_url(
         target.url, max_connections=max_connections, timeout=30, **opts
     )
