@@ -28,6 +28,7 @@ from .executor import Outcome, error_info
 from .keys import QueueKeys
 from .payload import dumps
 from .running import Running, describe, unsaved_state
+from .supervisor import Spawn, restarting
 
 if TYPE_CHECKING:
     from .scripts import Scripts
@@ -73,14 +74,20 @@ class OutcomeWriter:
     """Writes outcomes for the queues of one runtime and counts them in ``stats``."""
 
     def __init__(
-        self, worker: Worker, scripts: Scripts, durable: Durable, keys: dict[str, QueueKeys]
+        self,
+        worker: Worker,
+        scripts: Scripts,
+        durable: Durable,
+        keys: dict[str, QueueKeys],
+        spawn: Spawn = restarting,
     ) -> None:
         self.worker = worker
         self.scripts = scripts
         self.durable = durable
         self.stats = {"complete": 0, "retry": 0, "dead": 0, "requeue": 0, "defer": 0, "lost": 0}
         self.ackers = {
-            q: Acker(functools.partial(self._complete, k), durable) for q, k in keys.items()
+            q: Acker(functools.partial(self._complete, k), durable, name=f"acks:{q}", spawn=spawn)
+            for q, k in keys.items()
         }
 
     async def write(self, run: Running, k: QueueKeys, outcome: Outcome) -> None:
