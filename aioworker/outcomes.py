@@ -17,12 +17,13 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import ResponseError
 
 from .acker import Acker, Durable
+from .arity import pieces
 from .cancellation import cancel_done
 from .executor import Outcome, error_info
 from .keys import QueueKeys
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from .scripts import Scripts
     from .worker import Worker
 
-__all__ = ("OutcomeWriter",)
+__all__ = ("OutcomeWriter", "buried")
 
 joblog = logging.getLogger("aioworker.job")
 
@@ -68,6 +69,20 @@ async def accepted(
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+async def buried(scripts: Scripts, k: QueueKeys, job_ids: Sequence[str], result_ttl_ms: int) -> int:
+    """``lua/buried.lua``: record the result and done marker of jobs fetch dead-lettered.
+
+    :returns: how many were recorded (in several calls for many ids, each atomic).
+    """
+    recorded = 0
+    for piece in pieces(job_ids, 3, 3):  # 2 keys + the ttl; 2 keys + the id per job
+        keys = [k.dead, k.errors]
+        for job_id in piece:
+            keys += [k.result(job_id), k.done(job_id)]
+        recorded += int(await scripts.run("buried", keys, [result_ttl_ms, *piece]))
+    return recorded
 
 
 class OutcomeWriter:
@@ -194,6 +209,16 @@ class OutcomeWriter:
             )
         elif ok:
             self.stats[outcome.kind] = self.stats.get(outcome.kind, 0) + 1  # "cancel" is rare
+
+    async def buried(self, k: QueueKeys, job_ids: list[str]) -> None:
+        """Finish the jobs a fetch dead-lettered as corrupt: their result and done marker
+        (so ``job.result()`` raises JobDead at once), and the dead count."""
+        ttl_ms = self.worker.result_ttl_ms
+        n = await self.persist(
+            f"record dead-lettered job(s) {' '.join(job_ids[:20])}",
+            lambda: buried(self.scripts, k, job_ids, ttl_ms),
+        )
+        self.stats["dead"] += n or 0
 
     async def internal_error(self, run: Running, k: QueueKeys, exc: Exception) -> None:
         """Dead-letter a run that failed inside the worker before its outcome was known

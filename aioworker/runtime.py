@@ -242,6 +242,8 @@ class Runtime:
                 )
             for fetched in reply.jobs:
                 self._start_job(queue, token, fetched)
+            if reply.buried:  # dead-lettered by the fetch: their waiters learn it now
+                await self.outcomes.buried(k, reply.buried)
             if len(reply.jobs) == n:
                 continue  # there may be more: fetch again as soon as slots are free
             self._pending[queue] = (reply.pending, time.monotonic())
