@@ -214,11 +214,14 @@ class OutcomeWriter:
         """Finish the jobs a fetch dead-lettered as corrupt: their result and done marker
         (so ``job.result()`` raises JobDead at once), and the dead count."""
         ttl_ms = self.worker.result_ttl_ms
-        n = await self.persist(
-            f"record dead-lettered job(s) {' '.join(job_ids[:20])}",
-            lambda: buried(self.scripts, k, job_ids, ttl_ms),
-        )
-        self.stats["dead"] += n or 0
+        what = f"record dead-lettered job(s) {' '.join(job_ids[:20])}"
+        try:  # one try through connection loss: a refusal must not hold up the fetch loop
+            n = await self.durable(what, lambda: buried(self.scripts, k, job_ids, ttl_ms))
+        except Exception:  # refused (a wrong-typed key, an ACL rule): the waiters time out
+            joblog.exception("could not %s", what)
+            n = None
+        # dead letters either way (fetch moved them), counted even without their result
+        self.stats["dead"] += len(job_ids) if n is None else n
 
     async def internal_error(self, run: Running, k: QueueKeys, exc: Exception) -> None:
         """Dead-letter a run that failed inside the worker before its outcome was known

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio
 from redis.exceptions import ResponseError
 
+from aioworker import JobContext, JobStatus
+from aioworker.keys import QueueKeys
 from aioworker.outcomes import buried
 from aioworker.payload import loads
 from tests.scriptkit import Kit, open_kit
+from tests.worker_kit import MakeWorker, burst
 
 
 @pytest.fixture
@@ -62,3 +66,26 @@ async def test_a_wrong_typed_key_fails_the_call_having_written_nothing(kit: Kit)
         await buried(kit.scripts, kit.k, ids, 60_000)
 
     assert await kit.r.exists(kit.k.result("a"), kit.k.done("a"), kit.k.result("b")) == 0
+
+
+async def test_a_refused_record_does_not_hold_up_the_worker(
+    make_worker: MakeWorker, redis_url: str, prefix: str
+) -> None:
+    w = make_worker()
+    ran: list[int] = []
+
+    @w.task(name="tests.add")
+    async def add(ctx: JobContext, n: int) -> int:
+        ran.append(n)
+        return n
+
+    bad = await w.enqueue("tests.add", 1)
+    good = [await w.enqueue("tests.add", n) for n in range(2, 5)]
+    k = QueueKeys(prefix, "default")
+    async with redis.asyncio.Redis.from_url(redis_url) as r:
+        await r.hset(k.attempts, bad.id, b"two")
+        await r.set(k.done(bad.id), "garbage")  # the done marker cannot be written
+    stats = await burst(w)
+    assert stats["dead"] == 1 and stats["complete"] == 3
+    assert [await h.result(timeout=5) for h in good] == [2, 3, 4]
+    assert (await bad.info()).status is JobStatus.DEAD
