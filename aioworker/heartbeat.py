@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -19,12 +19,11 @@ from .broker import TRANSIENT_ERRORS
 from .keys import QueueKeys
 from .running import Running
 from .scripts import Scripts
+from .supervisor import Spawn
 
 __all__ = ("Heartbeat",)
 
 log = logging.getLogger("aioworker.worker")
-
-Spawn = Callable[[str, Callable[[], Awaitable[None]]], "asyncio.Task[None]"]
 
 
 class Heartbeat:

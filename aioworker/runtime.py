@@ -114,7 +114,8 @@ class Runtime:
         )
         self._wakers: set[asyncio.Task[None]] = set()
         self.busy = BusyTracker(worker.on_busy, worker.on_idle)
-        self.outcomes = OutcomeWriter(worker, self.scripts, self.durable, self.keys)
+        spawn = self.supervisor.spawn  # the ack flushers are supervised loops too
+        self.outcomes = OutcomeWriter(worker, self.scripts, self.durable, self.keys, spawn)
         self.stats = self.outcomes.stats
         self.heartbeat = Heartbeat(
             self.running,
@@ -135,7 +136,7 @@ class Runtime:
         for q in self.queues:
             self._fetchers[q] = spawn(f"fetch:{q}", functools.partial(self._fetch_loop, q))
         self.heartbeat.start(spawn)
-        self.busy.start()
+        self.busy.start(spawn)
         for n, service in enumerate(self.worker.services):
             name = getattr(service, "__name__", type(service).__name__)
             self._services.append(spawn(f"service:{n}:{name}", functools.partial(service, self)))
@@ -241,6 +242,8 @@ class Runtime:
                 )
             for fetched in reply.jobs:
                 self._start_job(queue, token, fetched)
+            if reply.buried:  # dead-lettered by the fetch: their waiters learn it now
+                await self.outcomes.buried(k, reply.buried)
             if len(reply.jobs) == n:
                 continue  # there may be more: fetch again as soon as slots are free
             self._pending[queue] = (reply.pending, time.monotonic())
