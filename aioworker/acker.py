@@ -5,7 +5,10 @@ flight the next acks gather, so under load many jobs are acknowledged by one scr
 call (group commit), and at low load an ack goes out at once.  A write that fails
 because Redis is unreachable is retried with backoff, never dropped, until the
 worker's final deadline; a job whose write never landed is recovered by another worker
-when its lease expires, so it is not lost either way.
+when its lease expires, so it is not lost either way.  A flush that fails otherwise (Redis
+refuses the script, e.g. an ACL rule taken away) keeps its batch: the flusher is restarted
+with backoff and writes it again, so a finished job is not run a second time for want of
+its ack.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from .broker import TRANSIENT_ERRORS
-from .supervisor import log_failure
+from .supervisor import Spawn, restarting
 
 __all__ = ("Acker", "Durable")
 
@@ -62,6 +65,8 @@ class Acker(Generic[Item]):
 
     :param write: writes a batch and returns one flag per item (False: lease lost).
     :param durable: the retrying write wrapper.
+    :param name: the flusher's name in logs (``acks:<queue>``).
+    :param spawn: starts the flusher, restarted when it fails (the runtime's supervisor).
     """
 
     def __init__(
@@ -69,10 +74,15 @@ class Acker(Generic[Item]):
         write: Callable[[Sequence[Item]], Awaitable[list[bool]]],
         durable: Durable,
         max_batch: int = 500,
+        *,
+        name: str = "acks",
+        spawn: Spawn = restarting,
     ) -> None:
         self._write = write
         self._durable = durable
         self._max_batch = max_batch
+        self._name = name
+        self._spawn = spawn
         self._pending: list[tuple[Item, asyncio.Future[bool | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -81,27 +91,43 @@ class Acker(Generic[Item]):
         fut: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._pending.append((item, fut))
         if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush(), name="acks")
-            self._flusher.add_done_callback(log_failure)
+            self._flusher = self._spawn(self._name, self._flush)
+            self._flusher.add_done_callback(self._ended)
         return await fut
 
+    @property
+    def pending(self) -> int:
+        """Acks held and not yet written."""
+        return len(self._pending)
+
+    @staticmethod
+    def _past(deadline: float | None) -> bool:
+        return deadline is not None and time.monotonic() >= deadline
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if self._flusher is task:  # cancelled: the next ack starts a flusher again
+            self._flusher = None
+
     async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                items = [item for item, _ in batch]
-                try:
-                    flags = await self._durable(
-                        "acknowledge finished jobs", functools.partial(self._write, items)
-                    )
-                except Exception as exc:
-                    for _, fut in batch:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            items = [item for item, _ in batch]
+            try:
+                flags = await self._durable(
+                    "acknowledge finished jobs", functools.partial(self._write, items)
+                )
+            except BaseException as exc:
+                deadline = self._durable.deadline
+                if isinstance(exc, Exception) and self._past(deadline):
+                    for _, fut in batch:  # shutting down: give up, as the other writes do
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
-                for n, (_, fut) in enumerate(batch):
-                    if not fut.done():
-                        fut.set_result(None if flags is None else flags[n])
-        finally:
-            self._flusher = None
+                self._pending[:0] = batch  # kept: the restarted flusher writes it again
+                raise
+            for n, (_, fut) in enumerate(batch):
+                if not fut.done():
+                    fut.set_result(None if flags is None else flags[n])
+        # no await since the loop's test: an ack added from now on starts a new flusher
+        self._flusher = None

@@ -1,5 +1,5 @@
-"""Bounds of the numeric enqueue options, checked where a job is built and again where
-a hand-built :class:`~aioworker.job.JobSpec` is enqueued.
+"""Bounds of the enqueue options, checked where a job is built and again where a
+hand-built :class:`~aioworker.job.JobSpec` is enqueued.
 
 A value that is not a number, NaN, infinite, negative where that means nothing, or
 beyond the bounds below raises :class:`~aioworker.errors.EnqueueError` naming the
@@ -9,7 +9,12 @@ fail (or loop) in the worker much later.
 - ``retries``: a whole number from 0 to :data:`MAX_RETRIES`;
 - ``delay``: 0 to :data:`MAX_SECONDS` seconds;
 - ``timeout``: more than 0, at most :data:`MAX_SECONDS` seconds;
-- ``at``: a moment from the Unix epoch to :data:`MAX_SECONDS` from now.
+- ``at``: a moment from the Unix epoch to :data:`MAX_SECONDS` from now;
+- ``job_id``: 1 to :data:`MAX_JOB_ID_CHARS` printable characters (no control
+  characters: an id is shown in logs, the CLI and the dashboard).  An id is the last part
+  of its job's key names (``P:{queue}:result:<id>``), after the queue's hash tag, so a
+  brace in it cannot move a key to another cluster slot: braces are allowed, as are
+  spaces and ``|`` (every stored ``...|<id>|...`` entry is split around the id).
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from .errors import AioworkerError, EnqueueError
 from .job import JobSpec
 
 __all__ = (
+    "MAX_JOB_ID_CHARS",
     "MAX_MS",
     "MAX_RETRIES",
     "MAX_SECONDS",
     "check_at",
+    "check_job_id",
     "check_retries",
     "check_seconds",
     "check_spec",
@@ -36,6 +43,9 @@ MAX_RETRIES = 10_000
 #: Longest delay, timeout or distance to a run time: 100 years.
 MAX_SECONDS = 100 * 365.25 * 86400
 MAX_MS = int(MAX_SECONDS * 1000)
+#: Longest job id: room for the ids derived from a 200-character batch or schedule name
+#: (``<batch id>:on_complete``, ``cron:<name>:<ms>:now-<random>``).
+MAX_JOB_ID_CHARS = 256
 
 
 def check_retries(
@@ -99,11 +109,28 @@ def check_at(value: object, option: str = "at") -> int:
     return ms
 
 
+def check_job_id(value: object) -> str:
+    """:returns: ``value``, a chosen job id of 1 to :data:`MAX_JOB_ID_CHARS` printable
+        characters.
+
+    :raises EnqueueError: otherwise (the message names the value and the rule).
+    """
+    if isinstance(value, str) and 0 < len(value) <= MAX_JOB_ID_CHARS and value.isprintable():
+        return value
+    shown = value if not isinstance(value, str) or len(value) <= 60 else value[:60] + "..."
+    raise EnqueueError(
+        f"invalid job_id {shown!r}: use 1-{MAX_JOB_ID_CHARS} printable characters "
+        "(no control characters)"
+    )
+
+
 def check_spec(spec: JobSpec) -> None:
-    """Check the numeric options of a spec (built by hand or by ``Task.call``).
+    """Check the options of a spec (built by hand or by ``Task.call``).
 
     :raises EnqueueError: for a value out of bounds, naming the option.
     """
+    if spec.job_id is not None:
+        check_job_id(spec.job_id)
     if spec.retries is not None:
         check_retries(spec.retries)
     if spec.timeout_s is not None:

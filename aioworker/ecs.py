@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .supervisor import log_failure
+from .supervisor import restarting
 
 __all__ = ("EcsTaskProtection",)
 
@@ -107,8 +107,7 @@ class EcsTaskProtection:
     async def on_busy(self) -> None:
         await self._set(True)
         if self._renew is None and self.url is not None:
-            self._renew = asyncio.create_task(self._renew_loop(), name="ecs-protection")
-            self._renew.add_done_callback(log_failure)
+            self._renew = restarting("ecs-protection", self._renew_loop)
 
     async def on_idle(self) -> None:
         if self._renew is not None:

@@ -8,7 +8,8 @@ The tree::
     │   ├── MissingDependency      an optional feature's package is not installed
     │   ├── CronExpressionError    a cron expression that cannot be parsed (names the field)
     │   └── RedisRefused           Redis refuses a command for good: a missing ACL permission
-    │                              (NOPERM) or an unknown command (names which)
+    │       │                      (NOPERM) or an unknown command (names which)
+    │       └── RedisAccessDenied  found at start-up: the ACL user may not run a command we need
     ├── EnqueueError               a job could not be enqueued as asked
     │   ├── UnknownTaskError       no task of that name is registered
     │   ├── PayloadError           arguments orjson cannot encode
@@ -16,8 +17,9 @@ The tree::
     │   └── DuplicateJob           a unique job's key is held by another job (only with
     │                              ``on_duplicate="raise"``; ``.job_id`` is the holder)
     ├── BrokerUnavailable          Redis cannot be reached (URL shown, password masked)
-    │   └── BrokerBusy             Redis answered "not now" (READONLY, OOM, BUSY, LOADING,
-    │                              CLUSTERDOWN, ...): the same call may succeed later
+    │   ├── BrokerBusy             Redis answered "not now" (READONLY, OOM, BUSY, LOADING,
+    │   │                          CLUSTERDOWN, ...): the same call may succeed later
+    │   └── UnsupportedServer      a server older than Redis 6.2 / Valkey 7.2
     ├── WorkerUnhealthy            a worker loop kept failing past ``loop_exit_after``
     ├── JobNotFound                no job with that id (never existed, or its result expired)
     ├── ResultTimeout              ``Job.result(timeout=...)`` gave up waiting
@@ -70,12 +72,14 @@ __all__ = (
     "PayloadError",
     "PayloadTooLarge",
     "RateLimited",
+    "RedisAccessDenied",
     "RedisRefused",
     "ResultTimeout",
     "Retry",
     "Skip",
     "UnknownScheduleError",
     "UnknownTaskError",
+    "UnsupportedServer",
     "WorkerUnhealthy",
 )
 
@@ -280,3 +284,12 @@ class Retry(Exception):
         self.delay = delay
         self.reason = reason
         super().__init__(reason or "retry requested")
+
+
+class UnsupportedServer(BrokerUnavailable):
+    """The Redis server is too old for aioworker (it needs Redis 6.2+ or Valkey 7.2+)."""
+
+
+class RedisAccessDenied(RedisRefused):
+    """The start-up check found that the Redis user may not run a command aioworker
+    needs (the message names it)."""

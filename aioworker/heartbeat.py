@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from redis.exceptions import ResponseError
 
 from .broker import TRANSIENT_ERRORS
 from .keys import QueueKeys
 from .running import Running
 from .scripts import Scripts
+from .supervisor import Spawn
 
 __all__ = ("Heartbeat",)
 
 log = logging.getLogger("aioworker.worker")
-
-Spawn = Callable[[str, Callable[[], Awaitable[None]]], "asyncio.Task[None]"]
 
 
 class Heartbeat:
@@ -90,6 +91,9 @@ class Heartbeat:
                 lost = await self._scripts.extend(self._keys[q], self._lease_ms, held)
             except TRANSIENT_ERRORS as exc:
                 self._on_error(exc)
+                continue
+            except ResponseError as exc:  # e.g. a key of the wrong type: try at the next beat
+                log.error("could not renew the leases of queue %s: Redis refused it: %s", q, exc)
                 continue
             for job_id in lost:
                 run_lost = self._running.get(job_id)

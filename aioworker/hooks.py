@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from .supervisor import log_failure
+from .supervisor import Spawn, restarting
 
 __all__ = ("BusyTracker", "Hook", "Protect")
 
@@ -45,10 +45,10 @@ class BusyTracker:
     def enabled(self) -> bool:
         return bool(self._on_busy or self._on_idle)
 
-    def start(self) -> None:
+    def start(self, spawn: Spawn = restarting) -> None:
+        """Start the hooks loop; ``spawn(name, loop)`` starts it (supervised in a runtime)."""
         if self.enabled and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="busy-hooks")
-            self._task.add_done_callback(log_failure)
+            self._task = spawn("busy-hooks", self._loop)
 
     def job_started(self) -> None:
         self._count += 1
@@ -72,6 +72,7 @@ class BusyTracker:
             self._reported_busy = False
 
     async def _loop(self) -> None:
+        self._changed.set()  # (re)started: look at the count, it may have changed meanwhile
         while True:
             await self._changed.wait()
             self._changed.clear()

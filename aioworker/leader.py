@@ -37,7 +37,7 @@ from .broker import TRANSIENT_ERRORS, Broker
 from .errors import ConfigError, LeadershipLost
 from .keys import LeaderKeys, validate_name
 from .scripts import Scripts
-from .supervisor import log_failure
+from .supervisor import restarting
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -138,8 +138,7 @@ class Leadership:
                 self.term,
                 self.ttl_s,
             )
-            self._renewer = asyncio.create_task(self._renew_loop(), name=f"leader:{self.name}")
-            self._renewer.add_done_callback(log_failure)
+            self._renewer = restarting(f"leader:{self.name}", self._renew_loop)
         return True
 
     async def acquire(self, max_wait: float | None = None) -> bool:
@@ -193,8 +192,10 @@ class Leadership:
     # -- renewal ---------------------------------------------------------------------
 
     async def _renew_loop(self) -> None:
+        # restarted after an unexpected error: the next renewal is never later than the
+        # lease's validity, so a holder that cannot renew still steps down in time
         while self._held:
-            await asyncio.sleep(self.renew_s)
+            await asyncio.sleep(min(self.renew_s, max(self._valid_until - time.monotonic(), 0)))
             if not await self._renew():
                 return
 
@@ -211,6 +212,10 @@ class Leadership:
                     ok = await leader_renew(self.broker.scripts, self.keys, self.token, self.ttl_ms)
             except _RETRYABLE as exc:
                 log.warning("leadership %r: renewal failed (%s); retrying", self.name, exc)
+                await asyncio.sleep(min(0.2, max(self._valid_until - time.monotonic(), 0)))
+                continue
+            except Exception:  # refused (ACL, a key of the wrong type): not renewed either
+                log.exception("leadership %r: Redis refused the renewal; retrying", self.name)
                 await asyncio.sleep(min(0.2, max(self._valid_until - time.monotonic(), 0)))
                 continue
             if not ok:

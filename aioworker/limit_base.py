@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .broker import TRANSIENT_ERRORS, Broker
 from .errors import ConfigError
 from .keys import validate_name
-from .supervisor import log_failure
+from .supervisor import restarting
 
 if TYPE_CHECKING:
     from .client import Client
@@ -122,10 +122,9 @@ class Renewer:
         entry = self._holds.setdefault(limiter.name, (limiter, set()))
         entry[1].add(token)
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"renew:{limiter.name}"
-            )
-            self._task.add_done_callback(log_failure)
+            # restarted if it fails (e.g. Redis refuses a renewal): a hold not renewed
+            # lapses and its slot goes to another holder
+            self._task = restarting(f"renew:{limiter.name}", self._run)
 
     def discard(self, limiter: Renewable, token: str) -> None:
         entry = self._holds.get(limiter.name)

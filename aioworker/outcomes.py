@@ -17,23 +17,25 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import ResponseError
 
 from .acker import Acker, Durable
+from .arity import pieces
 from .cancellation import cancel_done
 from .executor import Outcome, error_info
 from .keys import QueueKeys
 from .payload import dumps
 from .running import Running, describe, unsaved_state
+from .supervisor import Spawn, restarting
 
 if TYPE_CHECKING:
     from .scripts import Scripts
     from .worker import Worker
 
-__all__ = ("OutcomeWriter",)
+__all__ = ("OutcomeWriter", "buried")
 
 joblog = logging.getLogger("aioworker.job")
 
@@ -69,18 +71,38 @@ async def accepted(
             delay = min(delay * 2, 5.0)
 
 
+async def buried(scripts: Scripts, k: QueueKeys, job_ids: Sequence[str], result_ttl_ms: int) -> int:
+    """``lua/buried.lua``: record the result and done marker of jobs fetch dead-lettered.
+
+    :returns: how many were recorded (in several calls for many ids, each atomic).
+    """
+    recorded = 0
+    for piece in pieces(job_ids, 3, 3):  # 2 keys + the ttl; 2 keys + the id per job
+        keys = [k.dead, k.errors]
+        for job_id in piece:
+            keys += [k.result(job_id), k.done(job_id)]
+        recorded += int(await scripts.run("buried", keys, [result_ttl_ms, *piece]))
+    return recorded
+
+
 class OutcomeWriter:
     """Writes outcomes for the queues of one runtime and counts them in ``stats``."""
 
     def __init__(
-        self, worker: Worker, scripts: Scripts, durable: Durable, keys: dict[str, QueueKeys]
+        self,
+        worker: Worker,
+        scripts: Scripts,
+        durable: Durable,
+        keys: dict[str, QueueKeys],
+        spawn: Spawn = restarting,
     ) -> None:
         self.worker = worker
         self.scripts = scripts
         self.durable = durable
         self.stats = {"complete": 0, "retry": 0, "dead": 0, "requeue": 0, "defer": 0, "lost": 0}
         self.ackers = {
-            q: Acker(functools.partial(self._complete, k), durable) for q, k in keys.items()
+            q: Acker(functools.partial(self._complete, k), durable, name=f"acks:{q}", spawn=spawn)
+            for q, k in keys.items()
         }
 
     async def write(self, run: Running, k: QueueKeys, outcome: Outcome) -> None:
@@ -101,7 +123,7 @@ class OutcomeWriter:
         elif outcome.kind == "retry":
             err = dumps(outcome.error)
             delay_ms = int(outcome.delay_s * 1000)
-            ok = await self._durable(
+            ok = await self.persist(
                 f"retry job {job}", lambda: self.scripts.retry(k, job, run.token, delay_ms, err)
             )
             joblog.warning(
@@ -116,7 +138,7 @@ class OutcomeWriter:
             )
         elif outcome.kind == "defer":
             delay_ms = max(int(outcome.delay_s * 1000), 1)
-            ok = await self._durable(
+            ok = await self.persist(
                 f"defer job {job}",
                 lambda: self.scripts.retry(k, job, run.token, delay_ms, b"", count_attempt=False),
             )
@@ -126,7 +148,7 @@ class OutcomeWriter:
             error = outcome.error or {}
             err = dumps(error)
             res = dumps({"s": "dead", "n": run.attempt, "t": run.task_name, "e": error})
-            ok = await self._durable(
+            ok = await self.persist(
                 f"dead-letter job {job}",
                 lambda: self.scripts.dead(
                     k,
@@ -151,7 +173,7 @@ class OutcomeWriter:
             )
         elif outcome.kind == "cancel":  # at an operator's request
             res = dumps({"s": "cancelled", "n": run.attempt, "t": run.task_name})
-            ok = await self._durable(
+            ok = await self.persist(
                 f"record cancelled job {job}",
                 lambda: cancel_done(self.scripts, k, job, run.token, res, w.result_ttl_ms),
             )
@@ -165,7 +187,7 @@ class OutcomeWriter:
             )
         else:  # requeue: interrupted by shutdown
             state = unsaved_state(run)
-            ok = await self._durable(
+            ok = await self.persist(
                 f"requeue job {job}", lambda: self.scripts.requeue(k, job, run.token, state)
             )
             if ok:
@@ -188,6 +210,19 @@ class OutcomeWriter:
         elif ok:
             self.stats[outcome.kind] = self.stats.get(outcome.kind, 0) + 1  # "cancel" is rare
 
+    async def buried(self, k: QueueKeys, job_ids: list[str]) -> None:
+        """Finish the jobs a fetch dead-lettered as corrupt: their result and done marker
+        (so ``job.result()`` raises JobDead at once), and the dead count."""
+        ttl_ms = self.worker.result_ttl_ms
+        what = f"record dead-lettered job(s) {' '.join(job_ids[:20])}"
+        try:  # one try through connection loss: a refusal must not hold up the fetch loop
+            n = await self.durable(what, lambda: buried(self.scripts, k, job_ids, ttl_ms))
+        except Exception:  # refused (a wrong-typed key, an ACL rule): the waiters time out
+            joblog.exception("could not %s", what)
+            n = None
+        # dead letters either way (fetch moved them), counted even without their result
+        self.stats["dead"] += len(job_ids) if n is None else n
+
     async def internal_error(self, run: Running, k: QueueKeys, exc: Exception) -> None:
         """Dead-letter a run that failed inside the worker before its outcome was known
         (recovering it would fail the same way at every lease timeout)."""
@@ -197,7 +232,7 @@ class OutcomeWriter:
         except Exception:
             joblog.exception("job %s: could not dead-letter it after an internal error", run.job_id)
 
-    async def _durable(self, what: str, fn: Callable[[], Awaitable[T]]) -> T | None:
+    async def persist(self, what: str, fn: Callable[[], Awaitable[T]]) -> T | None:
         """``fn`` retried through connection loss and through refusals (error replies)."""
         return await self.durable(what, lambda: accepted(what, fn, self._deadline))
 

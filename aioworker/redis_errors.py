@@ -98,6 +98,11 @@ RETRY_LATER_CLASSES: tuple[type[BaseException], ...] = (
 # of an error raised by redis.call inside a script), or after ": -"
 _LEADING = re.compile(r"^-?([A-Z][A-Z_]{1,31})(?:\s|$)")
 _WRAPPED = re.compile(r"(?:@user_script:\d+: |: )-([A-Z][A-Z_]{1,31})(?:\s|$)")
+# Redis 6.2 wraps an error raised inside a script: "Error running script (call to
+# f_<sha>): @user_script:12: -WRONGTYPE aioworker: ..."; 7.0+ replies with the inner error
+_SCRIPT_WRAPPER = re.compile(
+    r"^Error running script \(call to [^)]*\): @user_script:\d+: -(.+)$", re.S
+)
 _UNKNOWN = re.compile(
     r"unknown command [`'\"]?([^`'\" ,]+)|unknown redis command called from", re.IGNORECASE
 )
@@ -179,6 +184,9 @@ def translate(exc: BaseException) -> BaseException:
     code = error_code(exc)
     if code in RETRY_LATER_CODES:
         return BrokerBusy(f"Redis cannot serve the request now ({code}): {exc}", code=code)
+    inner = _SCRIPT_WRAPPER.match(str(exc))
+    if inner is not None:  # Redis 6.2: the error a script raised, as 7.0+ reports it
+        return ResponseError(inner.group(1))
     return exc
 
 

@@ -33,7 +33,6 @@ from .arity import pieces
 from .broker import TRANSIENT_ERRORS
 from .keys import RegistryKeys
 from .payload import dumps, loads
-from .supervisor import log_failure
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -201,8 +200,8 @@ class WorkerRegistry:
         self.started_ms = self._seen_ms = await self.runtime.broker.redis_time_ms()
         await queues(scripts, self.keys, self.runtime.queues)
         await self._beat()
-        self._task = asyncio.create_task(self._loop(), name="registry")
-        self._task.add_done_callback(log_failure)
+        # supervised: a refresh Redis refuses is logged and the loop restarts with backoff
+        self._task = self.runtime.supervisor.spawn("registry", self._loop)
 
     async def _beat(self) -> None:
         self._seen_ms = await worker_beat(
@@ -212,12 +211,9 @@ class WorkerRegistry:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
-            try:
+            # the runtime logs Redis outages; the record refreshes once it is back
+            with contextlib.suppress(*TRANSIENT_ERRORS):
                 await self._beat()
-            except TRANSIENT_ERRORS:
-                pass  # the runtime logs Redis outages; the record refreshes once it is back
-            except Exception:
-                log.exception("could not refresh this worker's registry record")
 
     async def stop(self) -> None:
         """Stop refreshing and remove the record (a failure here only delays its expiry)."""

@@ -46,7 +46,7 @@ from .outcomes import OutcomeWriter
 from .payload import DecodeError, decode_record
 from .running import Running
 from .scripts import FetchedJob
-from .supervisor import Supervisor
+from .supervisor import Supervisor, log_failure
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -114,7 +114,8 @@ class Runtime:
         )
         self._wakers: set[asyncio.Task[None]] = set()
         self.busy = BusyTracker(worker.on_busy, worker.on_idle)
-        self.outcomes = OutcomeWriter(worker, self.scripts, self.durable, self.keys)
+        spawn = self.supervisor.spawn  # the ack flushers are supervised loops too
+        self.outcomes = OutcomeWriter(worker, self.scripts, self.durable, self.keys, spawn)
         self.stats = self.outcomes.stats
         self.heartbeat = Heartbeat(
             self.running,
@@ -135,7 +136,7 @@ class Runtime:
         for q in self.queues:
             self._fetchers[q] = spawn(f"fetch:{q}", functools.partial(self._fetch_loop, q))
         self.heartbeat.start(spawn)
-        self.busy.start()
+        self.busy.start(spawn)
         for n, service in enumerate(self.worker.services):
             name = getattr(service, "__name__", type(service).__name__)
             self._services.append(spawn(f"service:{n}:{name}", functools.partial(service, self)))
@@ -241,6 +242,8 @@ class Runtime:
                 )
             for fetched in reply.jobs:
                 self._start_job(queue, token, fetched)
+            if reply.buried:  # dead-lettered by the fetch: their waiters learn it now
+                await self.outcomes.buried(k, reply.buried)
             if len(reply.jobs) == n:
                 continue  # there may be more: fetch again as soon as slots are free
             self._pending[queue] = (reply.pending, time.monotonic())
@@ -279,9 +282,10 @@ class Runtime:
             self._waits.pop(queue, None)
 
     def _wake(self, k: QueueKeys) -> None:
-        task = asyncio.create_task(self.broker.wake(k))
+        task = asyncio.create_task(self.broker.wake(k), name=f"wake:{k.queue}")
         self._wakers.add(task)
         task.add_done_callback(self._wakers.discard)
+        task.add_done_callback(log_failure)
 
     def _burst_drained(self) -> bool:
         if self.running:
@@ -449,8 +453,8 @@ class Runtime:
     async def _checkpoint(self, k: QueueKeys, job_id: str, token: str, blob: bytes) -> bool:
         # the job's id and token, not its Running: the Running holds the JobContext that
         # holds this saver, and such a cycle leaves every finished job to the cyclic
-        # garbage collector
-        ok = await self.durable(
+        # garbage collector; a refused save is repeated like an outcome write
+        ok = await self.outcomes.persist(
             f"checkpoint job {job_id}",
             lambda: self.scripts.checkpoint(k, job_id, token, blob),
         )

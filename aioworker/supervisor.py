@@ -15,7 +15,9 @@ unexpected exception:
    so its orchestrator replaces it.
 
 A loop that returns normally is done and not restarted; cancelling it stops it.  Tasks
-that are not restarted (a leadership's renewal, a limiter's renewal) get
+that live outside a worker's runtime (a leadership's renewal, a limiter's renewal) are
+started with :func:`restarting`: the same logging and backoff, without a liveness probe
+or an exit.  Short-lived tasks that are not restarted (a wake-up push) get
 :func:`log_failure` as a done callback, so their failure is logged when it happens and
 never reaches "Task exception was never retrieved".
 """
@@ -24,13 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ("HEALTHY_RUN_S", "Supervisor", "log_failure")
+__all__ = ("HEALTHY_RUN_S", "Spawn", "Supervisor", "log_failure", "restarting")
 
 log = logging.getLogger("aioworker.worker")
 
@@ -40,6 +43,8 @@ BACKOFF_CAP_S = 10.0
 HEALTHY_RUN_S = 10.0
 
 LoopFactory = Callable[[], Awaitable[None]]
+#: Starts a named loop: :meth:`Supervisor.spawn` or :func:`restarting`.
+Spawn = Callable[[str, LoopFactory], "asyncio.Task[None]"]
 
 
 def log_failure(task: asyncio.Task[Any]) -> None:
@@ -49,6 +54,17 @@ def log_failure(task: asyncio.Task[Any]) -> None:
     exc = task.exception()
     if exc is not None:
         log.error("background task %s failed", task.get_name(), exc_info=exc)
+
+
+def restarting(name: str, factory: LoopFactory) -> asyncio.Task[None]:
+    """Run ``factory()`` as the task ``name``, restarted with backoff whenever it fails.
+
+    For loops outside a worker's runtime: each failure is logged at once with its
+    traceback, as a supervised loop's is, but nothing turns unhealthy or exits.
+
+    :returns: the task; cancel it to stop the loop.
+    """
+    return Supervisor(unhealthy_after_s=math.inf, exit_after_s=math.inf).spawn(name, factory)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Concatenate, Generic, ParamSpec, TypeVar
 
 from .backoff import Backoff
-from .bounds import check_at, check_retries, check_seconds
+from .bounds import check_at, check_job_id, check_retries, check_seconds
 from .errors import EnqueueError
 from .groups import GroupKey, check_group, resolve_group
 from .job import JobSpec
@@ -110,7 +110,8 @@ class Task(Generic[P, R]):
         10,000; a value that is NaN, infinite, negative or beyond the bounds of
         :mod:`aioworker.bounds` raises :class:`EnqueueError` naming the option.
 
-        :param job_id: a chosen id; enqueueing an id that exists returns the existing job.
+        :param job_id: a chosen id; enqueueing an id that exists returns the existing job
+            (1-256 printable characters; :class:`EnqueueError` otherwise).
         :param delay: run no earlier than this many seconds from now (Redis time).
         :param at: run no earlier than this moment.
         :param queue: enqueue to another queue than the task's own (1-200 printable
@@ -126,7 +127,7 @@ class Task(Generic[P, R]):
             raise ValueError("give either delay or at, not both")
         o = self._opts
         opts = EnqueueOptions(
-            job_id=job_id if job_id is not None else o.job_id,
+            job_id=check_job_id(job_id) if job_id is not None else o.job_id,
             delay_ms=to_ms(check_seconds(delay, "delay")) if delay is not None else o.delay_ms,
             at_ms=check_at(at) if at is not None else o.at_ms,
             queue=validate_name("queue", queue) if queue is not None else o.queue,

@@ -44,6 +44,21 @@ DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_MAX_RESULT_BYTES = 1 << 20
 
 
+def cluster_from_env() -> bool | None:
+    """``$AIOWORKER_CLUSTER`` as a flag (unset or empty: None, ask the server).
+
+    :raises ConfigError: for a value that is not a yes or a no.
+    """
+    raw = os.environ.get("AIOWORKER_CLUSTER", "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"AIOWORKER_CLUSTER must be 1/0, true/false, yes/no: got {raw!r}")
+
+
 class Worker(PeriodicJobs):
     """Tasks, settings and the Redis connection shared by producers and workers.
 
@@ -53,7 +68,9 @@ class Worker(PeriodicJobs):
     :param concurrency: optional cap on running jobs over all queues of a process.
     :param prefix: key prefix, to keep several applications apart on one Redis.
     :param cluster: force the cluster client (True) or a single node (False);
-        None asks the server.
+        None reads ``$AIOWORKER_CLUSTER`` (1/0, true/false), then asks the server.
+    :param sentinels: ``(host, port)`` of Redis Sentinels; the URL's host is then the
+        service name (or use a ``redis+sentinel://`` URL, see :mod:`aioworker.connect`).
     :param lease_timeout: seconds after the last heartbeat before a job is taken to be
         lost and recovered by another worker.
     :param result_ttl: how long results (and failures) are kept.
@@ -90,6 +107,7 @@ class Worker(PeriodicJobs):
         concurrency: int | None = None,
         prefix: str = "aioworker",
         cluster: bool | None = None,
+        sentinels: Sequence[tuple[str, int]] | None = None,
         lease_timeout: Seconds = 10.0,
         result_ttl: Seconds = timedelta(days=1),
         dead_max: int = 10_000,
@@ -119,7 +137,8 @@ class Worker(PeriodicJobs):
                 raise ConfigError(f"queue {name!r}: concurrency must be at least 1")
         self.concurrency = concurrency
         self.prefix = validate_name("prefix", prefix)
-        self.cluster = cluster
+        self.cluster = cluster if cluster is not None else cluster_from_env()
+        self.sentinels = [(str(h), int(p)) for h, p in sentinels or ()]
         self.lease_timeout_s = to_seconds(lease_timeout)
         if self.lease_timeout_s < 1:
             raise ConfigError("lease_timeout must be at least 1 second")
@@ -153,6 +172,11 @@ class Worker(PeriodicJobs):
         self.metrics_port = metrics_port
         self.loop_unhealthy_after_s = to_seconds(loop_unhealthy_after)
         self.loop_exit_after_s = to_seconds(loop_exit_after)
+        if not 0 < self.loop_unhealthy_after_s <= self.loop_exit_after_s:
+            raise ConfigError(
+                "loop_unhealthy_after and loop_exit_after must be positive, and "
+                "loop_unhealthy_after no longer than loop_exit_after"
+            )
         self.observers: list[Observer] = []
         self.services: list[Service] = []
         self.tasks: dict[str, Task[Any, Any]] = {}
@@ -172,16 +196,26 @@ class Worker(PeriodicJobs):
     def client(self) -> Client:
         """The producer client (connects lazily on first use)."""
         if self._client is None:
-            broker = Broker(self.redis_url, cluster=self.cluster, **self.redis_options)
+            broker = Broker(
+                self.redis_url,
+                cluster=self.cluster,
+                sentinels=self.sentinels,
+                **self.redis_options,
+            )
             self._client = Client(broker, self.prefix, self.max_payload_bytes)
         return self._client
 
-    def configure(self, *, redis_url: str | None = None) -> None:
-        """Change the Redis URL before anything connected (used by the CLI)."""
-        if redis_url is not None and redis_url != self.redis_url:
-            if self._client is not None:
-                raise ConfigError("configure() must be called before the worker connects")
+    def configure(self, *, redis_url: str | None = None, cluster: bool | None = None) -> None:
+        """Change the Redis URL or cluster mode before anything connected (used by the CLI)."""
+        changes = (redis_url is not None and redis_url != self.redis_url) or (
+            cluster is not None and cluster != self.cluster
+        )
+        if changes and self._client is not None:
+            raise ConfigError("configure() must be called before the worker connects")
+        if redis_url is not None:
             self.redis_url = redis_url
+        if cluster is not None:
+            self.cluster = cluster
 
     def task(
         self,

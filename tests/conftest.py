@@ -53,6 +53,9 @@ MATRIX_MODULES = (
     "tests/test_fault_cluster.py",
     "tests/test_fault_promote.py",
     "tests/test_scripts_invariants.py",
+    "tests/test_server_checks.py",
+    "tests/test_acl_rules.py",
+    "tests/test_connections.py",
     "tests/test_lua_*.py",
 )
 

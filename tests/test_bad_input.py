@@ -557,3 +557,63 @@ def test_max_result_bytes_must_be_a_sensible_whole_number(
 ) -> None:
     with pytest.raises(ConfigError, match="max_result_bytes must be"):
         make_worker(max_result_bytes=value)
+
+
+# -- chosen job ids ------------------------------------------------------------------------
+
+BAD_JOB_IDS = [
+    pytest.param("", id="empty"),
+    pytest.param("x" * 257, id="too-long"),
+    pytest.param("a\nb", id="newline"),
+    pytest.param("a\x00b", id="nul"),
+    pytest.param("tab\there", id="tab"),
+    pytest.param("esc\x1b[2J", id="escape"),
+]
+
+
+@pytest.mark.parametrize("bad", BAD_JOB_IDS)
+async def test_bad_job_id_raises_enqueue_error_naming_it(make_worker: MakeWorker, bad: str) -> None:
+    w = make_worker()
+
+    @w.task(name="t")
+    async def t(ctx: JobContext) -> None:
+        raise AssertionError("never runs")
+
+    shown = repr(bad if len(bad) <= 60 else bad[:60] + "...")
+    with pytest.raises(EnqueueError, match="invalid job_id") as exc:
+        await t.options(job_id=bad).enqueue()
+    assert shown in str(exc.value) and "\n" not in str(exc.value)
+    spec = JobSpec(task="t", queue="default", job_id=bad)  # built by hand: checked too
+    with pytest.raises(EnqueueError, match="invalid job_id"):
+        await w.enqueue_many([t.call(), spec])
+    assert await w.client.counts("default") == {"ready": 0, "scheduled": 0, "active": 0, "dead": 0}
+
+
+async def test_unusual_printable_job_ids_are_accepted_and_run(make_worker: MakeWorker) -> None:
+    w = make_worker()
+    ran: list[str] = []
+
+    @w.task(name="t")
+    async def t(ctx: JobContext) -> None:
+        ran.append(ctx.job_id)
+
+    ids = ["x" * 256, "a}{b", "{other-queue}", "with space", "a|b|ok", "ünïcode-✓"]
+    handles = [await t.options(job_id=i).enqueue() for i in ids]
+    assert [h.id for h in handles] == ids
+    await burst(w)
+    assert sorted(ran) == sorted(ids)
+    for h in handles:
+        assert (await h.info()).status is JobStatus.COMPLETE
+
+
+async def test_cli_enqueue_refuses_a_bad_job_id_with_one_line(
+    redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = await _cli(
+        redis_url, prefix, capsys, "enqueue", OPS_APP, "add", "[1, 2]", "--job-id", "a\nb"
+    )
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "invalid job_id" in lines[0], err
+    assert out == ""

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 import redis.asyncio
 
-from aioworker import JobContext, JobStatus, Worker
+from aioworker import JobContext, JobDead, JobStatus, Worker
 from aioworker.keys import QueueKeys
 from tests.worker_kit import MakeWorker, burst, running
 
@@ -92,6 +92,44 @@ async def test_an_attempt_count_that_is_not_an_integer_is_dead_once(
     assert ran == [2] and await good.result(timeout=5) == 2
     error = await _dead_error(w, bad.id)
     assert error["message"] == "corrupt record: its attempt count is not an integer"
+
+
+async def test_a_job_dead_lettered_by_fetch_wakes_its_result_waiter_with_job_dead(
+    make_worker: MakeWorker, redis_url: str, prefix: str
+) -> None:
+    w, ran = _app(make_worker)
+    bad = await w.enqueue("tests.add", 1)
+    good = await w.enqueue("tests.add", 2)
+    async with redis.asyncio.Redis.from_url(redis_url) as r:
+        await r.hset(_keys(prefix).attempts, bad.id, b"two")
+        async with running(w):
+            waiter = asyncio.create_task(bad.result(timeout=5))
+            # the done marker wakes it: no ResultTimeout after the whole 5 s
+            with pytest.raises(JobDead, match="corrupt record: its attempt count") as caught:
+                await waiter
+            assert await good.result(timeout=5) == 2
+        assert await r.exists(_keys(prefix).result(bad.id)) == 1  # outlives the dead letter
+    assert caught.value.error["type"] == "CorruptRecord"
+    assert ran == [2]
+    assert (await bad.info()).status is JobStatus.DEAD
+    stats = await burst(w)  # nothing left; this run's counts are its own
+    assert stats["dead"] == 0
+
+
+async def test_the_dead_count_of_a_worker_includes_jobs_dead_lettered_by_fetch(
+    make_worker: MakeWorker, redis_url: str, prefix: str
+) -> None:
+    w, ran = _app(make_worker)
+    handles = [await w.enqueue("tests.add", n) for n in range(6)]
+    async with redis.asyncio.Redis.from_url(redis_url) as r:
+        for h in handles[:3]:
+            await r.hset(_keys(prefix).attempts, h.id, b"two")
+    stats = await burst(w)
+    assert stats["dead"] == 3 and stats["complete"] == 3
+    assert sorted(ran) == [3, 4, 5]
+    for h in handles[:3]:
+        with pytest.raises(JobDead, match="corrupt record"):
+            await h.result(timeout=5)
 
 
 async def test_an_internal_error_before_the_outcome_dead_letters_the_job_once(

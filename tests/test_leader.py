@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 
 import pytest
+import redis
 
 from aioworker import ConfigError, Leadership, LeadershipLost, Worker
 from aioworker.keys import LeaderKeys
-from tests.redis_procs import RedisProcess
+from tests.redis_procs import RedisFactory, RedisProcess
 
 Make = Callable[..., Worker]
 
@@ -129,6 +130,34 @@ async def test_a_leader_that_cannot_reach_redis_steps_down_before_its_lease_ends
     finally:
         with suppress(Exception):
             await w.close()
+
+
+async def test_a_leader_whose_renewals_redis_refuses_steps_down_and_can_lead_again(
+    redis_factory: RedisFactory, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = redis_factory()
+    admin = redis.Redis(host="127.0.0.1", port=server.port)
+    w = Worker(server.url, prefix=prefix, cluster=False)
+    try:
+        lead = w.leader("jobs", ttl=1.0)
+
+        async def body() -> None:
+            async with lead:
+                # an ACL edit takes scripts away: every renewal is refused, not retried away
+                admin.execute_command("ACL", "SETUSER", "default", "-eval", "-evalsha")  # type: ignore[no-untyped-call]
+                await asyncio.sleep(30)
+
+        with pytest.raises(LeadershipLost):
+            await asyncio.wait_for(body(), 10)
+        assert lead.lost.is_set() and not lead.is_leader
+        assert "Redis refused the renewal" in caplog.text
+        admin.execute_command("ACL", "SETUSER", "default", "+@all")  # type: ignore[no-untyped-call]
+        again = w.leader("jobs", ttl=1.0)
+        assert await again.acquire(max_wait=5)  # the refused lease expired; no one holds it
+        await again.release()
+    finally:
+        await w.close()
+        admin.close()
 
 
 async def test_bad_names_and_ttls_are_refused(make: Make) -> None:

@@ -76,6 +76,16 @@ def test_redis_62_wrapped_script_errors_are_sorted_by_their_inner_code() -> None
     assert isinstance(translate(noperm), RedisRefused)
 
 
+def test_a_redis_62_wrapped_data_error_reads_as_on_7() -> None:
+    guard = "WRONGTYPE aioworker: key app:{q}:ready is a string, expected list"
+    code, _, text = guard.partition(" ")
+    exc = parsed(WRAPPED_62.format(code=code, text=text))
+    seen = translate(exc)
+    assert type(seen) is ResponseError
+    assert str(seen) == guard  # what Redis 7.0+ answers for the same script
+    assert not is_retry_later(seen)
+
+
 def test_the_cluster_client_giving_up_mid_migration_is_retry_later() -> None:
     # redis-py raises this after its redirections and TRYAGAIN retries run out, e.g. while
     # a slot migration splits a script's keys between two masters

@@ -209,15 +209,6 @@ async def _write_wrong(r: redis.asyncio.Redis, key: str, kind: str) -> None:
 async def test_a_wrong_typed_key_fails_the_call_cleanly_or_changes_nothing_of_the_jobs(
     broker: Broker, raw: redis.asyncio.Redis, name: str, request: pytest.FixtureRequest
 ) -> None:
-    version = text((await raw.info("server"))["redis_version"])
-    if int(version.split(".")[0]) < 7:
-        # Redis 6.2's script error handler concatenates the error it is given, so the
-        # error({err = ...}) of lua/_guards.lua fails inside the handler and the reply is
-        # "@err_handler_def:9: attempt to concatenate local 'err' (a table value)" instead
-        # of "WRONGTYPE aioworker: ..." (the refusal still writes nothing)
-        request.applymarker(
-            pytest.mark.xfail(reason="Redis 6.2 loses the guards' WRONGTYPE text", strict=True)
-        )
     refused = 0
     for key in await _keys_of(broker, raw, name):
         for kind in WRONG:

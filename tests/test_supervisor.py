@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 import redis
 
-from aioworker import JobContext, Worker, WorkerUnhealthy
+from aioworker import ConfigError, JobContext, Worker, WorkerUnhealthy
+from aioworker.keys import RegistryKeys
 from aioworker.runtime import Runtime
 from aioworker.supervisor import Supervisor
 from tests.redis_procs import RedisFactory
 from tests.worker_kit import running
+from tests.worker_procs import WorkerSpawner
 
 
 @pytest.fixture
@@ -183,3 +185,124 @@ async def test_a_service_that_keeps_failing_stops_the_worker_unhealthy(
         assert loop_errors == []
     finally:
         await worker.close()
+
+
+@pytest.mark.slow
+async def test_the_cli_exits_1_when_a_loop_keeps_failing(
+    spawn_worker: WorkerSpawner, redis_url: str, prefix: str
+) -> None:
+    proc = spawn_worker(
+        "tests.apps.unhealthy:worker", env={"AIOWORKER_REDIS_URL": redis_url, "TEST_PREFIX": prefix}
+    )
+    assert await spawn_worker.wait_exit(proc, timeout_s=30) == 1
+    out = spawn_worker.output(proc)
+    assert "background loop service:" in out and "this service cannot start" in out
+    assert "worker stopped: loop service:" in out
+    assert "never retrieved" not in out
+
+
+def test_loop_limits_are_checked() -> None:
+    for unhealthy, exit_after in [(0, 10), (20, 10), (float("nan"), 10)]:
+        with pytest.raises(ConfigError, match="loop_unhealthy_after"):
+            Worker(loop_unhealthy_after=unhealthy, loop_exit_after=exit_after)
+    with pytest.raises(ValueError, match="negative"):
+        Worker(loop_unhealthy_after=-1)
+    assert Worker(loop_unhealthy_after=5, loop_exit_after=float("inf")).loop_exit_after_s > 5
+
+
+async def test_the_registry_loop_refused_by_redis_is_restarted_and_republishes(
+    redis_factory: RedisFactory,
+    prefix: str,
+    caplog: pytest.LogCaptureFixture,
+    loop_errors: list[dict[str, Any]],
+) -> None:
+    server = redis_factory()
+    admin = redis.Redis(host="127.0.0.1", port=server.port)
+    worker = Worker(
+        server.url, prefix=prefix, lease_timeout=2, cluster=False, loop_unhealthy_after=0.3
+    )
+    runtimes: list[Runtime] = []
+
+    @worker.service
+    async def grab(rt: Runtime) -> None:
+        runtimes.append(rt)
+        await asyncio.Event().wait()
+
+    rk = RegistryKeys(prefix)
+
+    def listed() -> bool:
+        return bool(runtimes) and admin.hexists(rk.worker_info, runtimes[0].worker_id) == 1
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="aioworker.worker"):
+            async with running(worker):
+                await until(listed, "the worker's record is published")
+                rt = runtimes[0]
+                admin.delete(rk.worker_info)
+                admin.set(rk.worker_info, "garbage")  # every refresh is refused (WRONGTYPE)
+                await until(lambda: "background loop registry failed" in caplog.text, "log")
+                await until(lambda: rt.liveness() is not None, "/livez unhealthy")
+                assert "registry" in str(rt.liveness())
+                admin.delete(rk.worker_info)
+                await until(listed, "the restarted loop republished the record")
+                assert not rt.stopped.is_set()  # the worker kept running
+        assert loop_errors == []
+    finally:
+        await worker.close()
+        admin.close()
+
+
+async def test_acks_refused_by_redis_are_kept_and_written_once_it_accepts_them(
+    redis_factory: RedisFactory,
+    prefix: str,
+    caplog: pytest.LogCaptureFixture,
+    loop_errors: list[dict[str, Any]],
+) -> None:
+    server = redis_factory()
+    admin = redis.Redis(host="127.0.0.1", port=server.port)
+    worker = Worker(
+        server.url, prefix=prefix, queues={"default": 30}, lease_timeout=5, cluster=False
+    )
+    runs: list[int] = []
+    release = asyncio.Event()
+    runtimes: list[Runtime] = []
+
+    @worker.task(name="work")
+    async def work(ctx: JobContext, n: int) -> int:
+        runs.append(n)
+        await release.wait()
+        return n
+
+    @worker.service
+    async def grab(rt: Runtime) -> None:
+        runtimes.append(rt)
+        await asyncio.Event().wait()
+
+    try:
+        handles = await worker.enqueue_many([work.call(n) for n in range(30)])
+        with caplog.at_level(logging.ERROR, logger="aioworker.worker"):
+            async with running(worker):
+                await until(lambda: len(runs) == 30, "all 30 jobs are running")
+                rt = runtimes[0]
+                # every ack of the 30 jobs finishing now is refused by an ACL edit
+                admin.execute_command("ACL", "SETUSER", "default", "-eval", "-evalsha")  # type: ignore[no-untyped-call]
+                release.set()
+                acker = rt.outcomes.ackers["default"]
+                await until(lambda: "background loop acks:default failed" in caplog.text, "log")
+                assert acker.pending > 0 and rt.stats["complete"] < 30  # held, not dropped
+                admin.execute_command("ACL", "SETUSER", "default", "+@all")  # type: ignore[no-untyped-call]
+                await until(lambda: rt.stats["complete"] == 30, "the kept acks were written")
+                results = [await h.result(timeout=5) for h in handles]
+        assert results == list(range(30))
+        assert sorted(runs) == list(range(30))  # each job ran once: no ack was lost
+        assert await worker.client.counts("default") == {
+            "ready": 0,
+            "scheduled": 0,
+            "active": 0,
+            "dead": 0,
+        }
+        assert "internal error while handling its outcome" not in caplog.text
+        assert loop_errors == []
+    finally:
+        await worker.close()
+        admin.close()

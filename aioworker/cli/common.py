@@ -57,6 +57,13 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Redis URL (default: $AIOWORKER_REDIS_URL, then the worker's own setting)",
     )
+    parser.add_argument(
+        "--cluster",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Redis Cluster or a single node (default: $AIOWORKER_CLUSTER, then the "
+        "worker's own setting, then ask the server)",
+    )
 
 
 def load_worker(args: argparse.Namespace) -> Worker:
@@ -65,6 +72,8 @@ def load_worker(args: argparse.Namespace) -> Worker:
     url = args.redis_url or os.environ.get("AIOWORKER_REDIS_URL")
     if url:
         worker.configure(redis_url=url)
+    if getattr(args, "cluster", None) is not None:
+        worker.configure(cluster=args.cluster)
     return worker
 
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..admin import Admin
-from ..errors import ConfigError
+from ..bounds import check_job_id
+from ..errors import ConfigError, EnqueueError
 from .common import add_app_arguments, common
 from .output import add_json, emit_json, out, run_with_worker
 
@@ -49,6 +50,11 @@ async def _enqueue(worker: Worker, args: argparse.Namespace) -> int:
     kw = _parse(args.kwargs, dict, "--kwargs")
     if args.delay is not None and args.delay < 0:
         raise ConfigError("--delay must not be negative")
+    if args.job_id is not None:
+        try:  # a bad argument is a usage error (exit 2), like a bad queue name
+            check_job_id(args.job_id)
+        except EnqueueError as exc:
+            raise ConfigError(f"--job-id: {exc}") from None
     handle = await Admin(worker).enqueue(
         args.task, pos, kw, queue=args.queue, delay_s=args.delay, job_id=args.job_id
     )

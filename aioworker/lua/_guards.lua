@@ -13,8 +13,11 @@ local function aw_types(...)
     if key then
       local got = redis.call('TYPE', key)['ok']
       if got ~= 'none' and got ~= want then
-        error({err = 'WRONGTYPE aioworker: key ' .. key .. ' is a ' .. got .. ', expected '
-          .. want})
+        local msg = 'WRONGTYPE aioworker: key ' .. key .. ' is a ' .. got .. ', expected '
+          .. want
+        -- Redis 6.2's error handler cannot take a table (it concatenates what it is
+        -- given): there the reply reads "... @user_script:N: -WRONGTYPE aioworker: ..."
+        if redis.REDIS_VERSION_NUM then error({err = msg}) else error('-' .. msg, 0) end
       end
     end
   end

@@ -23,21 +23,13 @@ local wake, group_of, groups = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
 local woken = false
 aw_types(active, 'zset', jobs, 'hash', attempts, 'hash', leases, 'hash', state, 'hash',
   errors, 'hash', KEYS[7], 'list', wake, 'list', group_of, 'hash', groups, 'hash')
--- the jobs whose lease the caller holds (their done LISTs are checked before any write;
--- a result STRING needs no check: SET replaces a key of any type)
-local held, seen = {}, {}
+-- a job's result STRING and done LIST are its own: SET replaces a key of any type, and a
+-- done marker of another type is replaced too (checking them first would cost a call per
+-- job)
 for i = 1, n do
   local base = 1 + (i - 1) * 4
-  local id = ARGV[base + 1]
-  if not seen[id] and redis.call('HGET', leases, id) == ARGV[base + 2] then
-    held[i], seen[id] = true, true
-    aw_types(KEYS[7 + 2 * i], 'list')
-  end
-end
-for i = 1, n do
-  local base = 1 + (i - 1) * 4
-  local id, result, batch = ARGV[base + 1], ARGV[base + 3], ARGV[base + 4]
-  if held[i] then
+  local id, token, result, batch = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
+  if redis.call('HGET', leases, id) == token then
     redis.call('ZREM', active, id)
     redis.call('HDEL', leases, id)
     redis.call('HDEL', jobs, id)
@@ -55,7 +47,10 @@ for i = 1, n do
     if ttl > 0 then
       redis.call('SET', KEYS[6 + 2 * i], now .. '|' .. result, 'PX', ttl)
     end
-    redis.call('RPUSH', KEYS[7 + 2 * i], 1)
+    if type(redis.pcall('RPUSH', KEYS[7 + 2 * i], 1)) == 'table' then
+      redis.call('DEL', KEYS[7 + 2 * i])
+      redis.call('RPUSH', KEYS[7 + 2 * i], 1)
+    end
     redis.call('PEXPIRE', KEYS[7 + 2 * i], 10000)
     if batch ~= '' then redis.call('RPUSH', KEYS[7], batch .. '|' .. id .. '|ok') end
     out[i] = 1

@@ -18,9 +18,9 @@
 --     goes to the batch outbox)
 --
 -- Invariant: every job id is in exactly one of ready, fair, scheduled, active or dead at
--- the end of the script, whatever fails.  Every key is type-checked before the first
--- write (a wrong-typed key fails the call having changed nothing), and every id popped
--- is leased, dead-lettered or, when it has no record, reported as dropped.
+-- the end of the script, whatever fails.  Every key is type-checked right before the
+-- first write (a wrong-typed key fails the call having changed nothing), and every id
+-- popped is leased, dead-lettered or, when it has no record, reported as dropped.
 --
 -- Fair-share groups (only while the queue holds grouped jobs, i.e. group_of exists): a
 -- ready grouped job waits in the fair ZSET scored by its group's virtual position,
@@ -36,16 +36,32 @@ local attempts, leases, state, paused = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local fair, groups, group_of = KEYS[9], KEYS[10], KEYS[11]
 local dead, errors, outbox, halt = KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 local max_jobs, lease_ms, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-aw_types(ready, 'list', scheduled, 'zset', active, 'zset', jobs, 'hash', attempts, 'hash',
-  leases, 'hash', state, 'hash', fair, 'zset', groups, 'hash', group_of, 'hash', dead, 'zset',
-  errors, 'hash', outbox, 'list')
+-- every key is type-checked once, right before the first write (a fetch that finds
+-- nothing to do writes nothing and checks nothing: a failing read changes nothing either)
+local checked = false
+local function writable()
+  if checked then return end
+  aw_types(ready, 'list', scheduled, 'zset', active, 'zset', jobs, 'hash', attempts, 'hash',
+    leases, 'hash', state, 'hash', fair, 'zset', groups, 'hash', group_of, 'hash', dead,
+    'zset', errors, 'hash', outbox, 'list')
+  checked = true
+end
+-- a read before any write: a wrong-typed key gets the same clear error
+local function read(...)
+  local reply = redis.pcall(...)
+  if type(reply) == 'table' and reply.err then
+    writable()
+    error(reply)
+  end
+  return reply
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local grouped = fair ~= nil and redis.call('EXISTS', group_of) == 1
 
 local floor, plain_pos, default_cap, seqs = 0, 0, 0, {}
 if grouped then
-  local st = redis.call('HMGET', groups, 'floor', 'plain', 'cap')
+  local st = read('HMGET', groups, 'floor', 'plain', 'cap')
   -- counters holding garbage count from 0
   floor, plain_pos, default_cap = tonumber(st[1]) or 0, tonumber(st[2]) or 0,
     tonumber(st[3]) or 0
@@ -57,8 +73,9 @@ local function next_seq(group)
   return s
 end
 
-local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, 1000)
+local due = read('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, 1000)
 if #due > 0 then
+  writable()
   redis.call('ZREM', scheduled, unpack(due))
   local plain = due
   if grouped then
@@ -75,7 +92,8 @@ if #due > 0 then
   if #plain > 0 then redis.call('RPUSH', ready, unpack(plain)) end
 end
 
-local recovered = redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, 1000)
+local recovered = read('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, 1000)
+if #recovered > 0 then writable() end
 for i = #recovered, 1, -1 do
   local id = recovered[i]
   redis.call('ZREM', active, id)
@@ -131,11 +149,16 @@ local held_back = false
 if halt and redis.call('EXISTS', halt) == 1 then max_jobs = 0 end
 if max_jobs > 0 and redis.call('EXISTS', paused) == 0 then
   if not grouped then
-    local ids = redis.call('LPOP', ready, max_jobs)
+    local ids = false
+    if read('LLEN', ready) > 0 then
+      writable()
+      ids = redis.call('LPOP', ready, max_jobs)
+    end
     if ids then
       for _, id in ipairs(ids) do lease(id, false) end
     end
   else
+    writable()
     local caps = {}
     local function room(group)
       local cap = caps[group]
@@ -204,6 +227,7 @@ if max_jobs > 0 and redis.call('EXISTS', paused) == 0 then
   end
 end
 if grouped then
+  writable()
   redis.call('HSET', groups, 'floor', floor, 'plain', plain_pos)
   for group, s in pairs(seqs) do redis.call('HSET', groups, 's:' .. group, s) end
 end
@@ -218,5 +242,5 @@ end
 if held_back and (next_due < 0 or next_due > now + 250) then next_due = now + 250 end
 local pending = redis.call('LLEN', ready) + redis.call('ZCARD', scheduled)
   + redis.call('ZCARD', active)
-if fair then pending = pending + redis.call('ZCARD', fair) end
+if fair then pending = pending + read('ZCARD', fair) end
 return {now, next_due, pending, recovered, out, dropped, buried}
