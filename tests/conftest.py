@@ -16,7 +16,7 @@ binary fails the run instead of hiding every test behind a skip.
 
 :data:`MATRIX_MODULES` are the modules ``make test-matrix`` runs again on every other supported
 server build (``.ci/matrix.sh``): single node and the cluster fixture, job lifecycle, scripts,
-limits and Redis faults.
+limits, Redis faults, and failover and slot migration under load.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ MATRIX_MODULES = (
     "tests/test_limits.py",
     "tests/test_redis_errors.py",
     "tests/test_redis_faults.py",
+    "tests/test_fault_cluster.py",
+    "tests/test_fault_promote.py",
     "tests/test_scripts_invariants.py",
     "tests/test_server_checks.py",
     "tests/test_acl_rules.py",

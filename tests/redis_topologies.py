@@ -116,10 +116,20 @@ class ReplicatedCluster(RedisCluster):
         return _text(node_command(port, "CLUSTER", "MYID"))
 
     def replica_of(self, master_port: int) -> int:
-        """The port of a replica of the master on ``master_port``."""
-        master_id = self.node_id(master_port)
-        for node in cluster_nodes(master_port):
-            if node.master_id == master_id:
+        """The port of a replica of the master on ``master_port`` whose link is up.
+
+        Asked of the replicas themselves (``INFO replication``): the master's own
+        ``CLUSTER NODES`` may not know its replicas yet right after the cluster formed.
+        """
+        for node in self.nodes:
+            if node.pid is None or node.port == master_port:
+                continue
+            info = node_command(node.port, "INFO", "replication")
+            if (
+                info.get("role") == "slave"
+                and int(info.get("master_port", 0)) == master_port
+                and info.get("master_link_status") == "up"
+            ):
                 return node.port
         raise RuntimeError(f"master {master_port} has no replica")
 

@@ -77,8 +77,18 @@ async def test_promoting_the_replica_loses_no_job_once_the_url_points_to_it(
     spawn_worker: WorkerSpawner,
     prefix: str,
     drop: bool,
+    request: pytest.FixtureRequest,
 ) -> None:
     tcp, primary, replica = proxy
+    version = text(node_command(primary.port, "INFO", "server")["redis_version"])
+    if not drop and int(version.split(".")[0]) < 7:
+        # Redis 6.2 wraps a READONLY raised inside a script in a plain ERR reply, which
+        # redis-py does not see as ReadOnlyError, so the connection is not closed
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="Redis 6.2: READONLY in a script keeps the connection", strict=True
+            )
+        )
     counter = redis_factory()
     env = {"AIOWORKER_REDIS_URL": tcp.url, "TEST_PREFIX": prefix, "TEST_COUNTER_URL": counter.url}
     producer: Worker = counted.build(tcp.url, prefix)
@@ -103,7 +113,7 @@ async def test_promoting_the_replica_loses_no_job_once_the_url_points_to_it(
                 except TRANSIENT_ERRORS:
                     await asyncio.sleep(0.1)
             statuses: list[JobStatus] = []
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 30
             for h in handles:
                 while (status := await h.status()) is not JobStatus.COMPLETE:
                     assert time.monotonic() < deadline, (status, spawn_worker.output(proc)[-4000:])
