@@ -93,7 +93,10 @@ async def test_readonly_after_the_node_is_demoted_and_promoted_again(
         with caplog.at_level(logging.ERROR, logger="aioworker"):
             runs = await run_through(primary.url, prefix, demote)
         assert_each_once(runs)
-        assert "READONLY" in caplog.text or "LOADING" in caplog.text
+        # the worker met the demotion: a READONLY or LOADING reply, or (Valkey 9, under
+        # load) the demoted node closing the connection before it could answer one
+        seen = ("READONLY", "LOADING", "Connection closed by server")
+        assert any(s in caplog.text for s in seen), caplog.text[-2000:]
         assert "background loop" not in caplog.text  # no loop died
     finally:
         a.close()
