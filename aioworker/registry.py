@@ -195,13 +195,23 @@ class WorkerRegistry:
         )
 
     async def start(self) -> None:
-        """Register the queues, publish the first record, and keep it fresh."""
-        scripts = self.runtime.scripts
-        self.started_ms = self._seen_ms = await self.runtime.broker.redis_time_ms()
-        await queues(scripts, self.keys, self.runtime.queues)
-        await self._beat()
+        """Register the queues, publish the first record, and keep it fresh.
+
+        The worker is already fetching: if Redis cannot take the record now (an outage,
+        a refused write), the loop registers it later instead of failing the worker.
+        """
+        try:
+            await self._register()
+        except Exception as exc:
+            log.warning("worker %s not registered yet, retrying: %s", self.runtime.worker_id, exc)
         # supervised: a refresh Redis refuses is logged and the loop restarts with backoff
         self._task = self.runtime.supervisor.spawn("registry", self._loop)
+
+    async def _register(self) -> None:
+        started_ms = await self.runtime.broker.redis_time_ms()
+        await queues(self.runtime.scripts, self.keys, self.runtime.queues)
+        self.started_ms = self._seen_ms = started_ms
+        await self._beat()
 
     async def _beat(self) -> None:
         self._seen_ms = await worker_beat(
@@ -213,7 +223,7 @@ class WorkerRegistry:
             await asyncio.sleep(self.interval_s)
             # the runtime logs Redis outages; the record refreshes once it is back
             with contextlib.suppress(*TRANSIENT_ERRORS):
-                await self._beat()
+                await (self._beat() if self.started_ms else self._register())
 
     async def stop(self) -> None:
         """Stop refreshing and remove the record (a failure here only delays its expiry)."""

@@ -252,6 +252,32 @@ async def test_the_registry_loop_refused_by_redis_is_restarted_and_republishes(
         admin.close()
 
 
+async def test_a_registry_unusable_at_start_up_is_registered_later_and_jobs_run(
+    redis_factory: RedisFactory, prefix: str, loop_errors: list[dict[str, Any]]
+) -> None:
+    server = redis_factory()
+    admin = redis.Redis(host="127.0.0.1", port=server.port)
+    rk = RegistryKeys(prefix)
+    admin.set(rk.worker_info, "garbage")  # the first record is refused (WRONGTYPE)
+    worker = Worker(server.url, prefix=prefix, lease_timeout=2, cluster=False)
+
+    @worker.task(name="double")
+    async def double(ctx: JobContext, n: int) -> int:
+        return 2 * n
+
+    try:
+        async with running(worker):
+            handles = [await double.enqueue(n) for n in range(5)]
+            assert [await h.result(timeout=10) for h in handles] == [0, 2, 4, 6, 8]
+            assert admin.type(rk.worker_info) == b"string"  # still unregistered
+            admin.delete(rk.worker_info)
+            await until(lambda: admin.hlen(rk.worker_info) == 1, "registered once it could be")
+        assert loop_errors == []
+    finally:
+        await worker.close()
+        admin.close()
+
+
 async def test_acks_refused_by_redis_are_kept_and_written_once_it_accepts_them(
     redis_factory: RedisFactory,
     prefix: str,
