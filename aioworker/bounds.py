@@ -24,7 +24,6 @@ import time
 from datetime import datetime, timedelta
 
 from .errors import AioworkerError, EnqueueError
-from .job import JobSpec
 
 __all__ = (
     "MAX_JOB_ID_CHARS",
@@ -35,7 +34,6 @@ __all__ = (
     "check_job_id",
     "check_retries",
     "check_seconds",
-    "check_spec",
 )
 
 #: Most retries of one job (each one is an attempt that runs the task again).
@@ -122,23 +120,3 @@ def check_job_id(value: object) -> str:
         f"invalid job_id {shown!r}: use 1-{MAX_JOB_ID_CHARS} printable characters "
         "(no control characters)"
     )
-
-
-def check_spec(spec: JobSpec) -> None:
-    """Check the options of a spec (built by hand or by ``Task.call``).
-
-    :raises EnqueueError: for a value out of bounds, naming the option.
-    """
-    if spec.job_id is not None:
-        check_job_id(spec.job_id)
-    if spec.retries is not None:
-        check_retries(spec.retries)
-    if spec.timeout_s is not None:
-        check_seconds(spec.timeout_s, "timeout", positive=True)
-    for option, ms in (("delay_ms", spec.delay_ms), ("at_ms", spec.at_ms)):
-        if isinstance(ms, bool) or not isinstance(ms, int) or not ms >= 0:
-            raise EnqueueError(f"{option} must be a whole number of ms >= 0, got {ms!r}")
-    if spec.delay_ms > MAX_MS:
-        raise EnqueueError(f"delay_ms must be at most 100 years ({MAX_MS:,} ms)")
-    if spec.at_ms and spec.at_ms > time.time() * 1000 + MAX_MS:
-        raise EnqueueError("at_ms must be at most 100 years from now")

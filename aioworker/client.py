@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from . import arity
-from .bounds import check_spec
+from .bounds import MAX_MS, check_job_id, check_retries, check_seconds
 from .broker import TRANSIENT_ERRORS, Broker
-from .errors import DuplicateJob
+from .errors import DuplicateJob, EnqueueError
 from .handle import JobHandle
 from .job import JobSpec
 from .keys import QueueKeys, RegistryKeys, validate_name
@@ -192,3 +193,23 @@ def new_ids(n: int) -> list[str]:
     one read of the OS random source: unique across processes and hosts."""
     digits = os.urandom(16 * n).hex()
     return [digits[i : i + 32] for i in range(0, 32 * n, 32)]
+
+
+def check_spec(spec: JobSpec) -> None:
+    """Check the options of a spec (built by hand or by ``Task.call``).
+
+    :raises EnqueueError: for a value out of bounds, naming the option.
+    """
+    if spec.job_id is not None:
+        check_job_id(spec.job_id)
+    if spec.retries is not None:
+        check_retries(spec.retries)
+    if spec.timeout_s is not None:
+        check_seconds(spec.timeout_s, "timeout", positive=True)
+    for option, ms in (("delay_ms", spec.delay_ms), ("at_ms", spec.at_ms)):
+        if isinstance(ms, bool) or not isinstance(ms, int) or not ms >= 0:
+            raise EnqueueError(f"{option} must be a whole number of ms >= 0, got {ms!r}")
+    if spec.delay_ms > MAX_MS:
+        raise EnqueueError(f"delay_ms must be at most 100 years ({MAX_MS:,} ms)")
+    if spec.at_ms and spec.at_ms > time.time() * 1000 + MAX_MS:
+        raise EnqueueError("at_ms must be at most 100 years from now")
