@@ -33,7 +33,7 @@ from .job import JobStatus
 from .keys import QueueKeys, RegistryKeys, validate_name
 from .payload import DecodeError, decode_record, loads, split_stamped
 from .registry import WorkerRecord, owner_of, queues, workers_list
-from .skipped import ResponseError, SkippedQueue, is_data_error, unreadable
+from .skipped import SkippedQueue, skipping
 from .timeunits import ms_to_datetime
 
 if TYPE_CHECKING:
@@ -311,13 +311,9 @@ class Inspector:
         naming rule (or the registry itself, when it cannot be read)."""
         await self.client.broker.connect()
         skipped: list[SkippedQueue] = []
-        try:
+        registered: list[str] = []
+        with skipping(self.registry.queues, skipped):
             registered = await queues(self.scripts, self.registry)
-        except ResponseError as exc:
-            if not is_data_error(exc):
-                raise
-            registered = []
-            skipped.append(SkippedQueue(self.registry.queues, unreadable(exc)))
         names = set(self.worker.queues)
         names.update(t.queue for t in self.worker.tasks.values())
         for name in registered:
@@ -346,12 +342,8 @@ class Inspector:
         stats: list[QueueStats] = []
         for q in chosen:
             k = self.keys(q)
-            try:
+            with skipping(q, skipped):
                 stats.append(await queue_stats(self.scripts, k))
-            except ResponseError as exc:
-                if not is_data_error(exc):
-                    raise
-                skipped.append(SkippedQueue(q, unreadable(exc)))
         return Survey(stats, skipped)
 
     async def queue_stats(self, names: Iterable[str] | None = None) -> list[QueueStats]:
@@ -366,12 +358,8 @@ class Inspector:
         out: list[JobPage] = []
         skipped: list[SkippedQueue] = []
         for q in names:
-            try:
+            with skipping(q, skipped):
                 out.extend([await self.jobs(q, s, offset=offset, limit=limit) for s in states])
-            except ResponseError as exc:
-                if not is_data_error(exc):
-                    raise
-                skipped.append(SkippedQueue(q, unreadable(exc)))
         return out, skipped
 
     async def workers(self) -> list[WorkerInfo]:
@@ -464,11 +452,10 @@ class Inspector:
         names = list(queue_names) if queue_names else await self.queue_names()
         first: JobDetail | None = None
         for q in names:
-            try:
+            d: JobDetail | None = None
+            with skipping(q, []):  # a queue with a wrong-typed key: look on
                 d = await self.job(q, job_id)
-            except ResponseError as exc:  # a queue with a wrong-typed key: look on
-                if not is_data_error(exc):
-                    raise
+            if d is None:
                 continue
             if d.status is not JobStatus.NOT_FOUND:
                 return d

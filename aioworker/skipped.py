@@ -8,30 +8,15 @@ skip it and list it as a :class:`SkippedQueue` with the reason.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from redis.exceptions import ResponseError
 
-__all__ = ("ResponseError", "SkippedQueue", "is_data_error", "unreadable")
+from .redis_errors import RETRY_LATER_CODES, error_code, refusal
 
-#: Error codes that come from the server's state, not from the data read: a retry may
-#: succeed, so they are raised rather than blamed on the queue.
-_SERVER_STATES = frozenset(
-    [
-        "READONLY",
-        "OOM",
-        "LOADING",
-        "BUSY",
-        "MASTERDOWN",
-        "CLUSTERDOWN",
-        "TRYAGAIN",
-        "MOVED",
-        "ASK",
-        "NOSCRIPT",
-        "NOPERM",
-        "NOAUTH",
-    ]
-)
+__all__ = ("SkippedQueue", "is_data_error", "skipping", "unreadable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +32,24 @@ class SkippedQueue:
 
 def is_data_error(exc: ResponseError) -> bool:
     """Whether a read script failed on what it read (a key of the wrong type, a field
-    that is not a number) rather than on the server's state."""
-    words = str(exc).replace(":", " ").replace("-", " ").split()
-    return not any(w in _SERVER_STATES for w in words)
+    that is not a number) rather than on the server's state or a refused command (sorted
+    as the broker sorts them, :mod:`aioworker.redis_errors`)."""
+    return error_code(exc) not in RETRY_LATER_CODES and refusal(exc) is None
 
 
 def unreadable(exc: ResponseError) -> str:
     """The reason of a queue skipped because a read script failed on its data."""
     text = " ".join(str(exc).split())
     return f"cannot be read: {text if len(text) <= 200 else text[:197] + '...'}"
+
+
+@contextlib.contextmanager
+def skipping(name: str, skipped: list[SkippedQueue]) -> Iterator[None]:
+    """Run the block; if a read in it fails on the data of ``name``, list ``name`` in
+    ``skipped`` and go on (any other error is raised)."""
+    try:
+        yield
+    except ResponseError as exc:
+        if not is_data_error(exc):
+            raise
+        skipped.append(SkippedQueue(name, unreadable(exc)))
