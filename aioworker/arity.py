@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
-__all__ = ("CALL_ARGS", "MAX_ARGS", "per_call", "pieces")
+__all__ = ("CALL_ARGS", "MAX_ARGS", "Arg", "per_call", "pieces")
 
 T = TypeVar("T")
+
+#: One argument of a script call, as redis-py sends it.
+Arg = str | bytes | int | float
 
 #: Most arguments of one Redis command, all words counted.
 MAX_ARGS = 3999
