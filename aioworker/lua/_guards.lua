@@ -6,6 +6,9 @@
 --   "WRONGTYPE aioworker: key <k> is a <t>, expected <u>" having written nothing
 -- aw_int(v): v as an integer HINCRBY accepts, else nil
 -- aw_hincr(key, field, by): HINCRBY of a counter, resetting one that holds garbage
+-- aw_trim_dead(dead, hashes, now, max_dead, max_age): forget dead letters older than
+--   max_age ms and the oldest beyond max_dead (at most 1000 of each per call), with their
+--   fields in each of hashes; returns how many were forgotten
 local function aw_types(...)
   local spec, n = {...}, select('#', ...)
   for i = 1, n, 2 do
@@ -33,4 +36,20 @@ local function aw_hincr(key, field, by)
     return by
   end
   return redis.call('HINCRBY', key, field, by)
+end
+local function aw_trim_dead(dead, hashes, now, max_dead, max_age)
+  local forgotten = 0
+  local function forget(ids)
+    for _, old in ipairs(ids) do
+      redis.call('ZREM', dead, old)
+      for _, h in ipairs(hashes) do redis.call('HDEL', h, old) end
+    end
+    forgotten = forgotten + #ids
+  end
+  forget(redis.call('ZRANGEBYSCORE', dead, '-inf', now - max_age, 'LIMIT', 0, 1000))
+  local excess = redis.call('ZCARD', dead) - max_dead
+  if excess > 0 then
+    forget(redis.call('ZRANGE', dead, 0, math.min(excess, 1000) - 1))
+  end
+  return forgotten
 end

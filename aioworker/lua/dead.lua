@@ -37,19 +37,5 @@ redis.call('RPUSH', KEYS[9], 1)
 redis.call('PEXPIRE', KEYS[9], 10000)
 if ARGV[8] and ARGV[8] ~= '' then redis.call('RPUSH', KEYS[10], ARGV[8] .. '|' .. id .. '|failed') end
 
-local function forget(ids)
-  for _, old in ipairs(ids) do
-    redis.call('ZREM', dead, old)
-    redis.call('HDEL', jobs, old)
-    redis.call('HDEL', attempts, old)
-    redis.call('HDEL', state, old)
-    redis.call('HDEL', errors, old)
-    redis.call('HDEL', group_of, old)
-  end
-end
-forget(redis.call('ZRANGEBYSCORE', dead, '-inf', now - max_age, 'LIMIT', 0, 1000))
-local excess = redis.call('ZCARD', dead) - max_dead
-if excess > 0 then
-  forget(redis.call('ZRANGE', dead, 0, math.min(excess, 1000) - 1))
-end
+aw_trim_dead(dead, {jobs, attempts, state, errors, group_of}, now, max_dead, max_age)
 return 1

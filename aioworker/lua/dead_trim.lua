@@ -13,21 +13,4 @@ aw_types(dead, 'zset', jobs, 'hash', attempts, 'hash', state, 'hash', errors, 'h
   group_of, 'hash')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local forgotten = 0
-local function forget(ids)
-  for _, old in ipairs(ids) do
-    redis.call('ZREM', dead, old)
-    redis.call('HDEL', jobs, old)
-    redis.call('HDEL', attempts, old)
-    redis.call('HDEL', state, old)
-    redis.call('HDEL', errors, old)
-    redis.call('HDEL', group_of, old)
-  end
-  forgotten = forgotten + #ids
-end
-forget(redis.call('ZRANGEBYSCORE', dead, '-inf', now - max_age, 'LIMIT', 0, 1000))
-local excess = redis.call('ZCARD', dead) - max_dead
-if excess > 0 then
-  forget(redis.call('ZRANGE', dead, 0, math.min(excess, 1000) - 1))
-end
-return forgotten
+return aw_trim_dead(dead, {jobs, attempts, state, errors, group_of}, now, max_dead, max_age)
