@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Literal
 
+from .settings import Protect
 from .supervisor import Spawn, restarting
 
 __all__ = ("BusyTracker", "Hook", "Protect")
@@ -21,7 +21,6 @@ __all__ = ("BusyTracker", "Hook", "Protect")
 log = logging.getLogger("aioworker.worker")
 
 Hook = Callable[[], Awaitable[None]]
-Protect = Literal["any", "non_interruptible"]
 
 
 class BusyTracker:

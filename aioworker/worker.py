@@ -27,6 +27,7 @@ from .keys import validate_name
 from .limit_gates import KeyFn, task_gates
 from .limits import Limiter
 from .process import parse_queue_selection, run_in_new_loop, run_process
+from .settings import Settings
 from .task import Task
 from .timeunits import Seconds, to_ms, to_seconds
 from .unique import RunningLock, UniquePolicy, as_policy
@@ -191,6 +192,31 @@ class Worker(PeriodicJobs):
     @property
     def safe_url(self) -> str:
         return mask_url(self.redis_url)
+
+    @property
+    def settings(self) -> Settings:
+        """A frozen snapshot of the current settings (a run takes one at its start)."""
+        return Settings(
+            prefix=self.prefix,
+            safe_url=self.safe_url,
+            lease_timeout_s=self.lease_timeout_s,
+            heartbeat_s=self.heartbeat_s,
+            result_ttl_ms=self.result_ttl_ms,
+            dead_max=self.dead_max,
+            dead_ttl_ms=self.dead_ttl_ms,
+            max_payload_bytes=self.max_payload_bytes,
+            max_result_bytes=self.max_result_bytes,
+            shutdown_grace_s=self.shutdown_grace_s,
+            cancel_grace_s=self.cancel_grace_s,
+            protect=self.protect,
+            health_port=self.health_port,
+            metrics_port=self.metrics_port,
+            loop_unhealthy_after_s=self.loop_unhealthy_after_s,
+            loop_exit_after_s=self.loop_exit_after_s,
+            queues=self.queues,
+            concurrency=self.concurrency,
+            global_concurrency=self.global_concurrency,
+        )
 
     @property
     def client(self) -> Client:
