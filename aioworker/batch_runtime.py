@@ -32,7 +32,7 @@ from .timeunits import Seconds
 
 if TYPE_CHECKING:
     from .client import Client
-    from .runtime import Runtime
+    from .extensions import RunContext
     from .worker import Worker
 
 __all__ = ("Batches",)
@@ -188,11 +188,11 @@ class Batches:
         if self._kick is not None:
             self._kick.set()
 
-    async def drain(self, runtime: Runtime) -> None:
-        """Service: drain the batch outboxes of the queues ``runtime`` serves, for ever."""
+    async def drain(self, run: RunContext) -> None:
+        """Service: drain the batch outboxes of the queues ``run`` serves, for ever."""
         kick = self._kick = asyncio.Event()
         kick.set()  # at start: whatever an earlier process left behind
-        queues = list(runtime.queues)
+        queues = list(run.queues)
         down = False
         while True:
             with contextlib.suppress(TimeoutError):

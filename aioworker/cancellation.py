@@ -33,6 +33,7 @@ from .job import JobRecord
 from .keys import QueueKeys
 
 if TYPE_CHECKING:
+    from .extensions import RunContext
     from .runtime import Runtime
     from .scripts import Scripts
 
@@ -125,7 +126,7 @@ class CancelWatcher:
     def job_finished(self, job: JobRecord, outcome: str, duration_s: float) -> None:
         self._inside.discard(job.id)
 
-    async def run(self, runtime: Runtime) -> None:
+    async def run(self, run: RunContext) -> None:
         """The service: check every heartbeat until cancelled."""
         while True:
             await asyncio.sleep(self.interval_s)

@@ -39,7 +39,7 @@ from .timeunits import Seconds, ms_to_datetime, to_ms
 
 if TYPE_CHECKING:
     from .context import JobContext
-    from .runtime import Runtime
+    from .extensions import RunContext
     from .worker import Worker
 
 __all__ = (
@@ -385,7 +385,7 @@ class Scheduler:
 
     # -- the leader's service ----------------------------------------------------------
 
-    async def _service(self, runtime: Runtime) -> None:
+    async def _service(self, run: RunContext) -> None:
         from .leader import run_singleton
         from .ticker import Ticker
 

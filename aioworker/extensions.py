@@ -6,7 +6,8 @@
   raises fails the attempt like the job itself would.
 - An :class:`Observer` hears of every job start and end (cheap, synchronous callbacks).
 - A :data:`Service` is a coroutine run beside the fetch loops for the life of a worker
-  process (schedulers, housekeeping, registries); it is cancelled after the drain.
+  process (schedulers, housekeeping, registries); it is cancelled after the drain.  It is
+  given a :class:`RunContext`, the narrow view of the run it serves.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ from typing import TYPE_CHECKING, Protocol
 from .job import JobRecord
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from collections.abc import Mapping, Sequence
 
-__all__ = ("Gate", "Observer", "Service")
+    from .broker import Broker
+    from .keys import QueueKeys
+    from .settings import Settings
+
+__all__ = ("Gate", "Observer", "RunContext", "Service")
 
 
 class Gate(Protocol):
@@ -51,4 +56,33 @@ class Observer(Protocol):
     def job_finished(self, job: JobRecord, outcome: str, duration_s: float) -> None: ...
 
 
-Service = Callable[["Runtime"], Awaitable[None]]
+class RunContext(Protocol):
+    """What a :data:`Service` sees of the worker process it runs in."""
+
+    @property
+    def worker_id(self) -> str:
+        """This process's id in the worker registry (``host:pid:random``)."""
+        ...
+
+    @property
+    def queues(self) -> Sequence[str]:
+        """The queues this process serves."""
+        ...
+
+    @property
+    def keys(self) -> Mapping[str, QueueKeys]:
+        """The key names of each served queue."""
+        ...
+
+    @property
+    def broker(self) -> Broker:
+        """The connection the run uses (the only door to Redis)."""
+        ...
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the run started with."""
+        ...
+
+
+Service = Callable[[RunContext], Awaitable[None]]

@@ -46,6 +46,7 @@ from .inspect import queue_stats
 from .job import JobRecord
 
 if TYPE_CHECKING:
+    from .extensions import RunContext
     from .runtime import Runtime
 
 __all__ = ("CONTENT_TYPE", "Metrics", "require_prometheus")
@@ -175,7 +176,7 @@ class Metrics:
 
     # -- service ----------------------------------------------------------------------
 
-    async def run(self, runtime: Runtime) -> None:
+    async def run(self, run: RunContext) -> None:
         """The service: refresh the clock offset and the queue gauges until cancelled."""
         while True:
             with contextlib.suppress(*TRANSIENT_ERRORS):  # the runtime reports outages

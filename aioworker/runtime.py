@@ -80,6 +80,7 @@ class Runtime:
         burst: bool = False,
     ) -> None:
         self.worker = worker
+        self.settings = worker.settings
         self.broker = worker.client.broker
         self.scripts = self.broker.scripts
         self.capacity = Capacity(limits, total, weights)

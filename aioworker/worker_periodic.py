@@ -20,8 +20,7 @@ from .timeunits import Seconds, to_seconds
 
 if TYPE_CHECKING:
     from .client import Client
-    from .extensions import Service
-    from .runtime import Runtime
+    from .extensions import RunContext, Service
     from .worker import Worker
 
 __all__ = ("PeriodicJobs",)
@@ -127,7 +126,7 @@ class PeriodicJobs:
         """
 
         def register(fn: Body) -> Body:
-            async def service(runtime: Runtime) -> None:
+            async def service(run: RunContext) -> None:
                 await run_singleton(self._worker(), name, fn, ttl=to_seconds(ttl))
 
             self.service(service)

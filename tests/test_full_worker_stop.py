@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from aioworker import JobContext
+from aioworker.extensions import RunContext
 from aioworker.runtime import Runtime
 from tests.worker_kit import MakeWorker
 
@@ -26,7 +27,8 @@ async def test_stop_on_a_full_worker_does_not_wait_for_the_slot_waiters(
         return "finished in the grace period"
 
     @worker.service
-    async def grab(rt: Runtime) -> None:
+    async def grab(rt: RunContext) -> None:
+        assert isinstance(rt, Runtime)  # the test looks inside the run it serves
         runtimes.append(rt)
         await asyncio.Event().wait()
 

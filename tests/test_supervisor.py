@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from aioworker import ConfigError, JobContext, Worker, WorkerUnhealthy
+from aioworker.extensions import RunContext
 from aioworker.keys import RegistryKeys
 from aioworker.runtime import Runtime
 from aioworker.supervisor import Supervisor
@@ -130,7 +131,8 @@ async def test_a_fetch_loop_denied_by_redis_logs_keeps_going_and_recovers(
         done.append(n)
 
     @worker.service
-    async def grab(rt: Runtime) -> None:
+    async def grab(rt: RunContext) -> None:
+        assert isinstance(rt, Runtime)  # the test looks inside the run it serves
         runtimes.append(rt)
         await asyncio.Event().wait()
 
@@ -168,7 +170,7 @@ async def test_a_service_that_keeps_failing_stops_the_worker_unhealthy(
         done.append(n)
 
     @worker.service
-    async def broken(rt: Runtime) -> None:
+    async def broken(rt: RunContext) -> None:
         raise RuntimeError("this service never works")
 
     try:
@@ -224,7 +226,8 @@ async def test_the_registry_loop_refused_by_redis_is_restarted_and_republishes(
     runtimes: list[Runtime] = []
 
     @worker.service
-    async def grab(rt: Runtime) -> None:
+    async def grab(rt: RunContext) -> None:
+        assert isinstance(rt, Runtime)  # the test looks inside the run it serves
         runtimes.append(rt)
         await asyncio.Event().wait()
 
@@ -300,7 +303,8 @@ async def test_acks_refused_by_redis_are_kept_and_written_once_it_accepts_them(
         return n
 
     @worker.service
-    async def grab(rt: Runtime) -> None:
+    async def grab(rt: RunContext) -> None:
+        assert isinstance(rt, Runtime)  # the test looks inside the run it serves
         runtimes.append(rt)
         await asyncio.Event().wait()
 

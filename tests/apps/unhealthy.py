@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from aioworker import Worker
-from aioworker.runtime import Runtime
+from aioworker.extensions import RunContext
 
 worker = Worker(
     prefix=os.environ.get("TEST_PREFIX", "aioworker"),
@@ -16,5 +16,5 @@ worker = Worker(
 
 
 @worker.service
-async def always_broken(rt: Runtime) -> None:
+async def always_broken(rt: RunContext) -> None:
     raise RuntimeError("this service cannot start")
