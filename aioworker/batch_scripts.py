@@ -11,13 +11,10 @@ from dataclasses import dataclass
 
 from .arity import pieces
 from .keys import BatchKeys, QueueKeys
+from .reply import text
 from .scripts import Arg, Scripts
 
 __all__ = ("ApplyReply", "BatchEvent", "BatchScripts", "DueCallback", "InfoReply")
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +100,7 @@ class BatchScripts:
             codes, flat = await self._scripts.run("batch_apply", b.all(), args)
             results += [int(r) for r in codes]
             due += [
-                DueCallback(_s(flat[i]), flat[i + 1], _s(flat[i + 2]))
+                DueCallback(text(flat[i]), flat[i + 1], text(flat[i + 2]))
                 for i in range(0, len(flat), 3)
             ]
         return ApplyReply(results, due)
@@ -113,8 +110,8 @@ class BatchScripts:
         flat, next_cursor, members = await self._scripts.run(
             "batch_info", [b.meta, b.failed], [cursor, page]
         )
-        meta = {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
-        return InfoReply(meta, _s(next_cursor), [_s(m) for m in members])
+        meta = {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return InfoReply(meta, text(next_cursor), [text(m) for m in members])
 
     async def batch_outbox_push(self, k: QueueKeys, entries: Sequence[str]) -> int:
         keys = [k.batch_outbox, k.batch_claims]
@@ -128,14 +125,14 @@ class BatchScripts:
     ) -> list[str]:
         keys = [k.batch_outbox, k.batch_claims]
         args: list[Arg] = ["claim", max_entries, claim_ms, *handled]
-        return [_s(e) for e in await self._scripts.run("batch_outbox", keys, args)]
+        return [text(e) for e in await self._scripts.run("batch_outbox", keys, args)]
 
     async def batch_index_add(self, index: str, batch_id: str, max_age_ms: int) -> None:
         await self._scripts.run("batch_index", [index], ["add", batch_id, max_age_ms])
 
     async def batch_index_list(self, index: str, offset: int, count: int) -> list[tuple[str, int]]:
         flat = await self._scripts.run("batch_index", [index], ["list", offset, count])
-        return [(_s(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+        return [(text(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
 
     async def batch_index_remove(self, index: str, batch_ids: Sequence[str]) -> int:
         n = 0

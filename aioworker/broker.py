@@ -30,6 +30,7 @@ from .connect import (
 from .errors import BrokerUnavailable
 from .keys import QueueKeys
 from .redis_errors import RETRY_LATER_CLASSES, is_retry_later, translating
+from .reply import texts
 from .scripts import Arg, LuaScript, Scripts
 from .server_checks import ServerVersion, check_server, is_cluster
 
@@ -276,7 +277,7 @@ class Broker:
         """Ids in the dead-letter set, oldest first."""
         async with self._use() as client:
             ids = await client.zrange(k.dead, 0, limit - 1)
-            return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+            return texts(ids)
 
     @translating
     async def command_stats(self) -> dict[str, int]:

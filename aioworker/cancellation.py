@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from .broker import TRANSIENT_ERRORS
 from .job import JobRecord
 from .keys import QueueKeys
+from .reply import text
 
 if TYPE_CHECKING:
     from .extensions import RunContext
@@ -70,13 +71,13 @@ async def cancel(
         k.group_of,
     ]
     outcome, where = await scripts.run("cancel", keys, [job_id, result_ttl_ms])
-    return _s(outcome), _s(where)
+    return text(outcome), text(where)
 
 
 async def cancel_poll(scripts: Scripts, k: QueueKeys) -> list[str]:
     """Ids of the queue's jobs with a pending cancel request."""
     reply = await scripts.run("cancel_poll", [k.cancel, k.jobs], [])
-    return [_s(x) for x in reply]
+    return [text(x) for x in reply]
 
 
 async def cancel_done(
@@ -101,10 +102,6 @@ async def cancel_done(
         k.groups,
     ]
     return bool(await scripts.run("cancel_done", keys, [job_id, token, result, result_ttl_ms]))
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class CancelWatcher:

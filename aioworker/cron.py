@@ -33,6 +33,7 @@ from .handle import JobHandle
 from .job import JobSpec
 from .keys import QueueKeys, validate_name
 from .payload import encode_spec
+from .reply import text
 from .scripts import Scripts
 from .task import Task
 from .timeunits import Seconds, ms_to_datetime, to_ms
@@ -100,7 +101,7 @@ async def cron_tick(
 async def cron_state(scripts: Scripts, k: QueueKeys, name: str, op: str) -> StateReply:
     """``lua/cron_state.lua``: ``get``, ``init``, ``pause`` or ``resume`` one schedule."""
     now, marker, paused, job = await scripts.run("cron_state", [k.cron(name)], [op])
-    job_id = job.decode() if isinstance(job, bytes) else str(job)
+    job_id = text(job)
     return StateReply(int(now), int(marker), int(paused), job_id)
 
 

@@ -36,6 +36,7 @@ from .errors import ConfigError, EnqueueError
 from .job import JobRecord
 from .limit_gates import LimitGate
 from .limits import Limiter
+from .reply import texts
 from .timeunits import Seconds
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ class Groups:
         cursor: bytes | str | int = 0
         while True:
             cursor, page = await self._run("group_scan", [k.groups], [cursor, 500])
-            names += [g.decode() if isinstance(g, bytes) else str(g) for g in page]
+            names += texts(page)
             if int(cursor) == 0:
                 break
         return await self.progress_many(sorted(set(names)))

@@ -41,6 +41,7 @@ from .job import JobStatus
 from .keys import QueueKeys, RegistryKeys, validate_name
 from .payload import DecodeError, decode_record, loads, split_stamped
 from .registry import WorkerRecord, owner_of, queues, workers_list
+from .reply import text
 from .skipped import SkippedQueue, skipping
 from .timeunits import ms_to_datetime
 
@@ -99,11 +100,7 @@ async def queue_stats(scripts: Scripts, k: QueueKeys) -> QueueStats:
 async def job_extra(scripts: Scripts, k: QueueKeys, job_id: str) -> tuple[str, str]:
     """``(lease token, cancel request time)`` of one job, ``''`` for each that is absent."""
     lease, requested = await scripts.run("job_extra", [k.leases, k.cancel], [job_id])
-    return _s(lease), _s(requested)
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return text(lease), text(requested)
 
 
 async def jobs_page(

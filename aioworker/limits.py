@@ -50,6 +50,7 @@ from .broker import Broker
 from .errors import ConfigError, RateLimited
 from .keys import LimiterKeys, validate_name
 from .limit_base import Admission, Backend, Renewer, Source, new_id
+from .reply import texts
 from .scripts import Arg
 from .timeunits import Seconds, to_ms, to_seconds
 
@@ -426,7 +427,7 @@ class Concurrent(Limiter):
         released, waiters = await self.broker.scripts.run(
             "limit_release", [k.holders, k.since, k.wake, k.waits], [token, self.limit]
         )
-        return bool(released), [w.decode() if isinstance(w, bytes) else str(w) for w in waiters]
+        return bool(released), texts(waiters)
 
     async def extend(self, tokens: Sequence[str], lease: Seconds | None = None) -> list[str]:
         """Renew the leases of holds of this name.
@@ -440,7 +441,7 @@ class Concurrent(Limiter):
             reply = await self.broker.scripts.run(
                 "limit_extend", [k.holders, k.since], [lease_ms, *piece]
             )
-            lost += [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
+            lost += texts(reply)
         return lost
 
     async def _pause(self, seconds: float) -> None:

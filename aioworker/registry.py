@@ -33,6 +33,7 @@ from .arity import pieces
 from .broker import TRANSIENT_ERRORS
 from .keys import RegistryKeys
 from .payload import dumps, loads
+from .reply import text
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -64,7 +65,9 @@ async def workers_list(
 ) -> tuple[int, list[tuple[str, int, bytes]]]:
     """Records of live workers: ``(now_ms, [(id, deadline_ms, record json), ...])``."""
     now, flat = await scripts.run("workers_list", [rk.workers, rk.worker_info], [])
-    out = [(_s(flat[i]), int(float(flat[i + 1])), _b(flat[i + 2])) for i in range(0, len(flat), 3)]
+    out = [
+        (text(flat[i]), int(float(flat[i + 1])), _b(flat[i + 2])) for i in range(0, len(flat), 3)
+    ]
     return int(now), out
 
 
@@ -77,10 +80,6 @@ async def queues(scripts: Scripts, rk: RegistryKeys, add: Sequence[str] = ()) ->
     reply = await scripts.run("queues", [rk.queues], [])
     # bytes that are not UTF-8 decode to lone surrogates, which fail the naming rule
     return sorted(x.decode(errors="surrogateescape") if isinstance(x, bytes) else x for x in reply)
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _b(value: bytes | str) -> bytes:

@@ -21,6 +21,7 @@ from typing import Any
 from .arity import Arg, pieces
 from .enqueue_chunk import EnqueueChunk, EnqueueItem
 from .keys import QueueKeys
+from .reply import text
 
 log = logging.getLogger("aioworker.worker")
 
@@ -106,10 +107,6 @@ class StatusReply:
     score: bytes
 
 
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class Scripts:
     """Typed wrappers, one per ``lua/<name>.lua``, named like the file."""
 
@@ -172,7 +169,7 @@ class Scripts:
         if flags.count(b"1") == len(flags):
             return [True] * len(flags)
         held = iter(holders)
-        return [_s(next(held)) if f == _HELD else f == _CREATED for f in flags]
+        return [text(next(held)) if f == _HELD else f == _CREATED for f in flags]
 
     async def fetch(
         self,
@@ -206,17 +203,17 @@ class Scripts:
             reply = await self._run_after_wait(waits, wait_s, self._lua["fetch"], keys, args)
         now, next_due, pending, recovered, flat, dropped, buried = reply
         jobs = [
-            FetchedJob(_s(flat[i]), flat[i + 1], int(flat[i + 2]), flat[i + 3])
+            FetchedJob(text(flat[i]), flat[i + 1], int(flat[i + 2]), flat[i + 3])
             for i in range(0, len(flat), 4)
         ]
         out = FetchReply(
             int(now),
             int(next_due),
             int(pending),
-            [_s(r) for r in recovered],
+            [text(r) for r in recovered],
             jobs,
-            [_s(d) for d in dropped],
-            [_s(b) for b in buried],
+            [text(d) for d in dropped],
+            [text(b) for b in buried],
         )
         if out.dropped:
             log.warning(
@@ -335,7 +332,7 @@ class Scripts:
             for job_id, token in piece:
                 args += [job_id, token]
             reply = await self._run(self._lua["extend"], [k.active, k.leases], args)
-            lost += [_s(x) for x in reply]
+            lost += [text(x) for x in reply]
         return lost
 
     async def revive(self, k: QueueKeys, job_ids: Sequence[str]) -> int:
@@ -361,4 +358,4 @@ class Scripts:
             k.state,
         ]
         where, *rest = await self._run(self._lua["status"], keys, [job_id])
-        return StatusReply(_s(where), *rest)
+        return StatusReply(text(where), *rest)
