@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from .arity import Arg, pieces
@@ -47,10 +48,29 @@ class LuaScript:
 
     @classmethod
     def load(cls, name: str) -> LuaScript:
-        """Load ``lua/<name>.lua`` behind the shared guards of ``lua/_guards.lua``."""
-        lua = resources.files("aioworker").joinpath("lua")
-        source = _guards() + lua.joinpath(f"{name}.lua").read_text("utf-8")
+        """Load ``lua/<family>/<name>.lua`` (or ``lua/<name>.lua``) behind the shared guards
+        of ``lua/_guards.lua``.
+
+        :raises KeyError: if no script has that name.
+        """
+        source = _guards() + _script_files()[name].read_text("utf-8")
         return cls(name, source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+
+
+@functools.cache
+def _script_files() -> dict[str, Traversable]:
+    """Script name -> its file, over ``lua/`` and its family folders one level down (a
+    script is named by its file name alone, so names are unique across families)."""
+    lua = resources.files("aioworker").joinpath("lua")
+    found: dict[str, Traversable] = {}
+    for entry in (*lua.iterdir(), *(f for d in lua.iterdir() if d.is_dir() for f in d.iterdir())):
+        name = entry.name
+        if entry.is_file() and name.endswith(".lua") and not name.startswith("_"):
+            stem = name.removesuffix(".lua")
+            if stem in found:
+                raise RuntimeError(f"two Lua scripts are named {stem!r}")
+            found[stem] = entry
+    return found
 
 
 @functools.cache
