@@ -34,8 +34,7 @@ from .keys import QueueKeys
 from .reply import text
 
 if TYPE_CHECKING:
-    from .extensions import RunContext
-    from .runtime import Runtime
+    from .extensions import RunContext, RunView
     from .scripts import Scripts
 
 __all__ = ("CancelWatcher", "cancel", "cancel_done", "cancel_poll")
@@ -112,9 +111,9 @@ class CancelWatcher:
     :data:`~aioworker.extensions.Service`.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: RunView) -> None:
         self.runtime = runtime
-        self.interval_s = runtime.worker.heartbeat_s
+        self.interval_s = runtime.settings.heartbeat_s
         self._inside: set[str] = set()
 
     def job_started(self, job: JobRecord) -> None:
@@ -136,7 +135,7 @@ class CancelWatcher:
         n = 0
         for q in queues:
             try:
-                ids = await cancel_poll(rt.scripts, rt.keys[q])
+                ids = await cancel_poll(rt.broker.scripts, rt.keys[q])
             except TRANSIENT_ERRORS:
                 continue  # the runtime reports outages; try again next time
             for job_id in ids:

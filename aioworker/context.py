@@ -20,7 +20,7 @@ from .timeunits import ms_to_datetime
 
 if TYPE_CHECKING:
     from .batches import Batch
-    from .worker import Worker
+    from .client import Client
 
 __all__ = ("JobContext", "LeaseLost")
 
@@ -29,6 +29,8 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 Saver = Callable[[bytes], Awaitable[bool]]
+#: Finds the batch of a job from its id and payload (None when it is in no batch).
+BatchLookup = Callable[[str, "dict[str, Any]"], "Batch | None"]
 
 # the steps and cursors of every context that has none: read, never written
 _UNSET: dict[str, Any] = {}
@@ -66,11 +68,13 @@ class JobContext:
     :ivar attempt: 1 for the first run; interrupted runs (shutdown) are not counted.
     :ivar max_attempts: retries + 1.
     :ivar enqueued_at: when it was enqueued (Redis time, UTC).
+    :ivar client: the worker's client, to enqueue follow-up jobs or look up others.
     :ivar shutting_down: set when the worker starts draining; long jobs may watch it,
         save a checkpoint and return early.
     """
 
     __slots__ = (
+        "_batch_of",
         "_cursors",
         "_resumed",
         "_saver",
@@ -78,6 +82,7 @@ class JobContext:
         "_steps",
         "attempt",
         "checkpoints",
+        "client",
         "enqueued_ms",
         "items_done",
         "job_id",
@@ -87,13 +92,12 @@ class JobContext:
         "shutting_down",
         "task",
         "unsaved",
-        "worker",
     )
 
     def __init__(
         self,
         *,
-        worker: Worker,
+        client: Client,
         job_id: str,
         task: str,
         queue: str,
@@ -104,8 +108,10 @@ class JobContext:
         saver: Saver,
         shutting_down: asyncio.Event,
         payload: dict[str, Any] | None = None,
+        batch_of: BatchLookup | None = None,
     ) -> None:
-        self.worker = worker
+        self.client = client
+        self._batch_of = batch_of
         self.payload: dict[str, Any] = payload or {}  # the decoded payload, feature keys too
         self.job_id = job_id
         self.task = task
@@ -128,7 +134,7 @@ class JobContext:
     def batch(self) -> Batch | None:
         """The batch this job is a child of (add more children with ``ctx.batch.add``), or
         whose callback it is (``ctx.batch.outcome`` holds the counts); else None."""
-        return self.worker.batches.of_job(self.job_id, self.payload)
+        return None if self._batch_of is None else self._batch_of(self.job_id, self.payload)
 
     @property
     def enqueued_at(self) -> datetime:

@@ -12,19 +12,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from .job import JobRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from .broker import Broker
     from .keys import QueueKeys
     from .settings import Settings
 
-__all__ = ("Gate", "Observer", "RunContext", "Service")
+__all__ = ("Gate", "Observer", "RunContext", "RunView", "RunningJob", "Service")
 
 
 class Gate(Protocol):
@@ -82,6 +83,64 @@ class RunContext(Protocol):
     @property
     def settings(self) -> Settings:
         """The settings the run started with."""
+        ...
+
+
+class RunningJob(Protocol):
+    """A job the run executes, as the run's instruments see it."""
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def task_name(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def executing(self) -> bool:
+        """True until the job's function returned (its outcome is being written)."""
+        ...
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The asyncio task the job runs in."""
+        ...
+
+    cancel: bool  # set when an operator asked to cancel this run
+
+
+class RunView(RunContext, Protocol):
+    """What the instruments of a run (registry record, cancel watcher) read of it."""
+
+    @property
+    def running(self) -> Mapping[str, RunningJob]:
+        """Job id -> the jobs this process runs now."""
+        ...
+
+    @property
+    def stats(self) -> Mapping[str, int]:
+        """Counts of the outcomes written so far."""
+        ...
+
+    @property
+    def stopping(self) -> bool:
+        """True once the run stopped fetching (draining)."""
+        ...
+
+    @property
+    def limits(self) -> Mapping[str, int]:
+        """Queue -> how many of its jobs this process runs at once."""
+        ...
+
+    @property
+    def total(self) -> int | None:
+        """The process-wide cap, or None."""
+        ...
+
+    def spawn(self, name: str, loop: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        """Start ``loop`` supervised by the run (restarted with backoff when it fails)."""
         ...
 
 

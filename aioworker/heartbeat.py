@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from redis.exceptions import ResponseError
 
 from .broker import TRANSIENT_ERRORS
 from .keys import QueueKeys
+from .logfields import event_fields
 from .running import Running
 from .scripts import Scripts
 from .supervisor import Spawn
@@ -35,7 +35,6 @@ class Heartbeat:
     :param lease_ms: how far each renewal pushes a lease.
     :param every_s: seconds between renewals.
     :param on_error: told of a Redis error (the renewal is tried again next beat).
-    :param log_extra: the log fields of a run for an event.
     """
 
     def __init__(
@@ -47,7 +46,6 @@ class Heartbeat:
         lease_ms: int,
         every_s: float,
         on_error: Callable[[BaseException], None],
-        log_extra: Callable[[Running, str], dict[str, Any]],
     ) -> None:
         self._running = running
         self._scripts = scripts
@@ -55,7 +53,6 @@ class Heartbeat:
         self._lease_ms = lease_ms
         self._every_s = every_s
         self._on_error = on_error
-        self._log_extra = log_extra
         self._task: asyncio.Task[None] | None = None
 
     def start(self, spawn: Spawn | None = None) -> None:
@@ -106,5 +103,5 @@ class Heartbeat:
                         "another worker may run it",
                         job_id,
                         run_lost.task_name,
-                        extra=self._log_extra(run_lost, "lease_lost"),
+                        extra=event_fields(run_lost, "lease_lost"),
                     )

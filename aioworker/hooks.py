@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from .settings import Protect
 from .supervisor import Spawn, restarting
@@ -28,8 +28,8 @@ class BusyTracker:
 
     def __init__(
         self,
-        on_busy: list[Hook],
-        on_idle: list[Hook],
+        on_busy: Sequence[Hook],
+        on_idle: Sequence[Hook],
         idle_delay_s: float = 1.0,
     ) -> None:
         self._on_busy = on_busy
@@ -88,7 +88,7 @@ class BusyTracker:
                     self._reported_busy = False
                     await self._call(self._on_idle, "on_idle")
 
-    async def _call(self, hooks: list[Hook], what: str) -> None:
+    async def _call(self, hooks: Sequence[Hook], what: str) -> None:
         for hook in hooks:
             try:
                 await hook()

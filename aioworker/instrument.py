@@ -5,7 +5,7 @@ runtime: the worker registry record (:mod:`aioworker.registry`), the watcher of 
 requests (:mod:`aioworker.cancellation`), job fields for log lines
 (:mod:`aioworker.logfields`), and, when enabled, Prometheus metrics
 (:mod:`aioworker.metrics`) and OpenTelemetry spans (:mod:`aioworker.tracing`).  Its
-observers and services are added to the worker's lists for the run and removed after.
+observers and services are added to the run's own lists (the worker's are not touched).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from .tracing import JobTracer, tracing_available
 if TYPE_CHECKING:
     from .metrics import Metrics
     from .runtime import Runtime
-    from .worker import Worker
 
 __all__ = ("Instruments",)
 
@@ -33,13 +32,13 @@ log = logging.getLogger("aioworker.worker")
 class Instruments:
     """The registry record, cancel watcher, log fields, metrics and tracing of a run.
 
-    :param worker: the worker (its ``metrics_port`` turns metrics on).
-    :param runtime: the runtime about to start.
+    :param runtime: the runtime about to start (its settings' ``metrics_port`` turns
+        metrics on).
     :raises MissingDependency: if metrics are asked for without ``prometheus-client``.
     """
 
-    def __init__(self, worker: Worker, runtime: Runtime) -> None:
-        self.worker = worker
+    def __init__(self, runtime: Runtime) -> None:
+        self.settings = runtime.settings
         self.runtime = runtime
         self.registry = WorkerRegistry(runtime)
         self.cancel = CancelWatcher(runtime)
@@ -47,7 +46,7 @@ class Instruments:
         self._server: HealthServer | None = None
         observers: list[Observer] = [JobLogFields(), self.cancel]
         services: list[Service] = [self.cancel.run]
-        if worker.metrics_port is not None:
+        if self.settings.metrics_port is not None:
             from .metrics import Metrics
 
             self.metrics = Metrics(runtime)
@@ -59,9 +58,9 @@ class Instruments:
         self.services = services
 
     def install(self) -> None:
-        """Add the observers and services to the worker (before the runtime starts)."""
-        self.worker.observers.extend(self.observers)
-        self.worker.services.extend(self.services)
+        """Add the observers and services to the run (before the runtime starts)."""
+        self.runtime.observers.extend(self.observers)
+        self.runtime.services.extend(self.services)
 
     async def start(self, health: HealthServer | None) -> None:
         """Publish the registry record and serve metrics (after the runtime started).
@@ -71,8 +70,8 @@ class Instruments:
         """
         await self.registry.start()
         if self.metrics is not None:
-            port = self.worker.metrics_port
-            if health is not None and port in (health.port, self.worker.health_port):
+            port = self.settings.metrics_port
+            if health is not None and port in (health.port, self.settings.health_port):
                 health.route("/metrics", self.metrics.route)
             else:
                 rt = self.runtime
@@ -83,14 +82,8 @@ class Instruments:
             log.info("metrics on port %d at /metrics", served.port if served else 0)
 
     async def stop(self) -> None:
-        """Remove the registry record, stop serving metrics, remove the observers."""
+        """Remove the registry record and stop serving metrics."""
         await self.registry.stop()
         if self._server is not None:
             await self._server.stop()
             self._server = None
-        for o in self.observers:
-            if o in self.worker.observers:
-                self.worker.observers.remove(o)
-        for s in self.services:
-            if s in self.worker.services:
-                self.worker.services.remove(s)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from .job import JobRecord
 
-__all__ = ("JobFieldsFilter", "JobLogFields", "current_job_fields")
+__all__ = ("JobFieldsFilter", "JobLogFields", "RunFields", "current_job_fields", "event_fields")
 
 _JOB: contextvars.ContextVar[JobRecord | None] = contextvars.ContextVar(
     "aioworker_job", default=None
@@ -26,6 +26,37 @@ _JOB: contextvars.ContextVar[JobRecord | None] = contextvars.ContextVar(
 
 def _fields(job: JobRecord) -> dict[str, Any]:
     return {"job_id": job.id, "task": job.task, "queue": job.queue, "attempt": job.attempt}
+
+
+class RunFields(Protocol):
+    """What :func:`event_fields` reads of a run (the run loop's ``Running`` has it)."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def task_name(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+
+def event_fields(run: RunFields, event: str, error_class: Any = None) -> dict[str, Any]:
+    """The ``extra`` of a log line the worker writes about a run: the job's fields, the
+    ``event`` and, on errors, the ``error_class``."""
+    extra = {
+        "job_id": run.job_id,
+        "task": run.task_name,
+        "queue": run.queue,
+        "attempt": run.attempt,
+        "event": event,
+    }
+    if error_class:
+        extra["error_class"] = error_class
+    return extra
 
 
 def current_job_fields() -> dict[str, Any] | None:

@@ -47,7 +47,6 @@ from .job import JobRecord
 
 if TYPE_CHECKING:
     from .extensions import RunContext
-    from .runtime import Runtime
 
 __all__ = ("CONTENT_TYPE", "Metrics", "require_prometheus")
 
@@ -89,7 +88,7 @@ class Metrics:
     :raises MissingDependency: if ``prometheus-client`` is not installed.
     """
 
-    def __init__(self, runtime: Runtime, refresh_s: float = 5.0) -> None:
+    def __init__(self, runtime: RunContext, refresh_s: float = 5.0) -> None:
         pc = require_prometheus()
         self._pc = pc
         self.runtime = runtime
@@ -191,7 +190,7 @@ class Metrics:
         t1 = time.time()
         self.offset_ms = redis_ms - (t0 + t1) * 500
         for q in rt.queues:
-            s = await queue_stats(rt.scripts, rt.keys[q])
+            s = await queue_stats(rt.broker.scripts, rt.keys[q])
             for state, value in (
                 ("ready", s.ready),
                 ("scheduled", s.scheduled),

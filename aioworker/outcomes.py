@@ -17,8 +17,8 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from redis.exceptions import ResponseError
 
@@ -27,13 +27,14 @@ from .arity import pieces
 from .cancellation import cancel_done
 from .executor import Outcome, error_info
 from .keys import QueueKeys
+from .logfields import event_fields
 from .payload import dumps
 from .running import Running, describe, unsaved_state
 from .supervisor import Spawn, restarting
 
 if TYPE_CHECKING:
     from .scripts import Scripts
-    from .worker import Worker
+    from .settings import Settings
 
 __all__ = ("OutcomeWriter", "buried")
 
@@ -86,17 +87,24 @@ async def buried(scripts: Scripts, k: QueueKeys, job_ids: Sequence[str], result_
 
 
 class OutcomeWriter:
-    """Writes outcomes for the queues of one runtime and counts them in ``stats``."""
+    """Writes outcomes for the queues of one runtime and counts them in ``stats``.
+
+    :param settings: the worker's settings (result and dead-letter retention).
+    :param scripts: the script runner.
+    :param durable: repeats a write through connection loss.
+    :param keys: queue -> its keys, for the queues of the runtime.
+    :param spawn: starts the ack flushers as supervised loops.
+    """
 
     def __init__(
         self,
-        worker: Worker,
+        settings: Settings,
         scripts: Scripts,
         durable: Durable,
-        keys: dict[str, QueueKeys],
+        keys: Mapping[str, QueueKeys],
         spawn: Spawn = restarting,
     ) -> None:
-        self.worker = worker
+        self.settings = settings
         self.scripts = scripts
         self.durable = durable
         self.stats = {"complete": 0, "retry": 0, "dead": 0, "requeue": 0, "defer": 0, "lost": 0}
@@ -104,116 +112,134 @@ class OutcomeWriter:
             q: Acker(functools.partial(self._complete, k), durable, name=f"acks:{q}", spawn=spawn)
             for q, k in keys.items()
         }
+        self._writers: dict[str, Callable[[Running, QueueKeys, Outcome], Awaitable[bool | None]]]
+        self._writers = {
+            "complete": self.complete,
+            "retry": self.retry,
+            "defer": self.defer,
+            "dead": self.dead,
+            "cancel": self.cancel,
+            "requeue": self.requeue,
+        }
 
     async def write(self, run: Running, k: QueueKeys, outcome: Outcome) -> None:
         """Write a finished run's outcome with the script for it, fenced by its lease."""
         if run.abandoned:
             return  # shutdown already requeued it from outside
-        w = self.worker
-        job = run.job_id
-        ok: bool | None
-        if outcome.kind == "complete":
-            result = b'{"s":"complete","n":%d,"t":%s,"v":%s}' % (
-                run.attempt,
-                dumps(run.task_name),
-                outcome.value,
-            )
-            batch = run.batch
-            ok = await self.ackers[run.queue].ack((job, run.token, result, batch))
-        elif outcome.kind == "retry":
-            err = dumps(outcome.error)
-            delay_ms = int(outcome.delay_s * 1000)
-            ok = await self.persist(
-                f"retry job {job}", lambda: self.scripts.retry(k, job, run.token, delay_ms, err)
-            )
-            joblog.warning(
-                "job %s %s failed (attempt %d), retrying in %.1f s: %s: %s",
-                job,
-                run.task_name,
-                run.attempt,
-                outcome.delay_s,
-                (outcome.error or {}).get("type"),
-                (outcome.error or {}).get("message"),
-                extra=self.extra(run, "retry", (outcome.error or {}).get("type")),
-            )
-        elif outcome.kind == "defer":
-            delay_ms = max(int(outcome.delay_s * 1000), 1)
-            ok = await self.persist(
-                f"defer job {job}",
-                lambda: self.scripts.retry(k, job, run.token, delay_ms, b"", count_attempt=False),
-            )
-            if joblog.isEnabledFor(logging.DEBUG):
-                joblog.debug("job %s %s deferred %.3f s", job, run.task_name, outcome.delay_s)
-        elif outcome.kind == "dead":
-            error = outcome.error or {}
-            err = dumps(error)
-            res = dumps({"s": "dead", "n": run.attempt, "t": run.task_name, "e": error})
-            ok = await self.persist(
-                f"dead-letter job {job}",
-                lambda: self.scripts.dead(
-                    k,
-                    job,
-                    run.token,
-                    err,
-                    res,
-                    w.result_ttl_ms,
-                    w.dead_max,
-                    w.dead_ttl_ms,
-                    run.batch,
-                ),
-            )
-            joblog.error(
-                "job %s %s dead-lettered after attempt %d: %s: %s",
-                job,
-                run.task_name,
-                run.attempt,
-                error.get("type"),
-                error.get("message"),
-                extra=self.extra(run, "dead", error.get("type")),
-            )
-        elif outcome.kind == "cancel":  # at an operator's request
-            res = dumps({"s": "cancelled", "n": run.attempt, "t": run.task_name})
-            ok = await self.persist(
-                f"record cancelled job {job}",
-                lambda: cancel_done(self.scripts, k, job, run.token, res, w.result_ttl_ms),
-            )
-            joblog.warning(
-                "job %s %s cancelled at an operator's request after %.1f s (attempt %d)",
-                job,
-                run.task_name,
-                outcome.duration_s,
-                run.attempt,
-                extra=self.extra(run, "cancelled"),
-            )
-        else:  # requeue: interrupted by shutdown
-            state = unsaved_state(run)
-            ok = await self.persist(
-                f"requeue job {job}", lambda: self.scripts.requeue(k, job, run.token, state)
-            )
-            if ok:
-                joblog.warning(
-                    "interrupted %s; requeued at the front of %s without using an attempt",
-                    describe(run),
-                    run.queue,
-                    extra=self.extra(run, "interrupted"),
-                )
+        ok = await self._writers[outcome.kind](run, k, outcome)
         if ok is False:
             self.stats["lost"] += 1
             joblog.warning(
                 "job %s %s: lease lost before its %s was written (another worker owns it); "
                 "this run's outcome was discarded",
-                job,
+                run.job_id,
                 run.task_name,
                 outcome.kind,
-                extra=self.extra(run, "lease_lost"),
+                extra=event_fields(run, "lease_lost"),
             )
         elif ok:
             self.stats[outcome.kind] = self.stats.get(outcome.kind, 0) + 1  # "cancel" is rare
 
+    async def complete(self, run: Running, k: QueueKeys, outcome: Outcome) -> bool | None:
+        """Acknowledge a finished job (batched with others of its queue)."""
+        result = b'{"s":"complete","n":%d,"t":%s,"v":%s}' % (
+            run.attempt,
+            dumps(run.task_name),
+            outcome.value,
+        )
+        return await self.ackers[run.queue].ack((run.job_id, run.token, result, run.batch))
+
+    async def retry(self, run: Running, k: QueueKeys, outcome: Outcome) -> bool | None:
+        """Schedule the next attempt of a failed job after its backoff."""
+        job, error = run.job_id, outcome.error or {}
+        err = dumps(outcome.error)
+        delay_ms = int(outcome.delay_s * 1000)
+        ok = await self.persist(
+            f"retry job {job}", lambda: self.scripts.retry(k, job, run.token, delay_ms, err)
+        )
+        joblog.warning(
+            "job %s %s failed (attempt %d), retrying in %.1f s: %s: %s",
+            job,
+            run.task_name,
+            run.attempt,
+            outcome.delay_s,
+            error.get("type"),
+            error.get("message"),
+            extra=event_fields(run, "retry", error.get("type")),
+        )
+        return ok
+
+    async def defer(self, run: Running, k: QueueKeys, outcome: Outcome) -> bool | None:
+        """Put back a job a gate did not admit yet, without counting an attempt."""
+        job = run.job_id
+        delay_ms = max(int(outcome.delay_s * 1000), 1)
+        ok = await self.persist(
+            f"defer job {job}",
+            lambda: self.scripts.retry(k, job, run.token, delay_ms, b"", count_attempt=False),
+        )
+        if joblog.isEnabledFor(logging.DEBUG):
+            joblog.debug("job %s %s deferred %.3f s", job, run.task_name, outcome.delay_s)
+        return ok
+
+    async def dead(self, run: Running, k: QueueKeys, outcome: Outcome) -> bool | None:
+        """Dead-letter a job with its error (no attempts left, or it cannot run)."""
+        job, error, s = run.job_id, outcome.error or {}, self.settings
+        err = dumps(error)
+        res = dumps({"s": "dead", "n": run.attempt, "t": run.task_name, "e": error})
+        ok = await self.persist(
+            f"dead-letter job {job}",
+            lambda: self.scripts.dead(
+                k, job, run.token, err, res, s.result_ttl_ms, s.dead_max, s.dead_ttl_ms, run.batch
+            ),
+        )
+        joblog.error(
+            "job %s %s dead-lettered after attempt %d: %s: %s",
+            job,
+            run.task_name,
+            run.attempt,
+            error.get("type"),
+            error.get("message"),
+            extra=event_fields(run, "dead", error.get("type")),
+        )
+        return ok
+
+    async def cancel(self, run: Running, k: QueueKeys, outcome: Outcome) -> bool | None:
+        """Record a job cancelled at an operator's request."""
+        job, ttl_ms = run.job_id, self.settings.result_ttl_ms
+        res = dumps({"s": "cancelled", "n": run.attempt, "t": run.task_name})
+        ok = await self.persist(
+            f"record cancelled job {job}",
+            lambda: cancel_done(self.scripts, k, job, run.token, res, ttl_ms),
+        )
+        joblog.warning(
+            "job %s %s cancelled at an operator's request after %.1f s (attempt %d)",
+            job,
+            run.task_name,
+            outcome.duration_s,
+            run.attempt,
+            extra=event_fields(run, "cancelled"),
+        )
+        return ok
+
+    async def requeue(self, run: Running, k: QueueKeys, outcome: Outcome) -> bool | None:
+        """Put a job interrupted by the shutdown back at the front, with its state."""
+        job, state = run.job_id, unsaved_state(run)
+        ok = await self.persist(
+            f"requeue job {job}", lambda: self.scripts.requeue(k, job, run.token, state)
+        )
+        if ok:
+            joblog.warning(
+                "interrupted %s; requeued at the front of %s without using an attempt",
+                describe(run),
+                run.queue,
+                extra=event_fields(run, "interrupted"),
+            )
+        return ok
+
     async def buried(self, k: QueueKeys, job_ids: list[str]) -> None:
         """Finish the jobs a fetch dead-lettered as corrupt: their result and done marker
         (so ``job.result()`` raises JobDead at once), and the dead count."""
-        ttl_ms = self.worker.result_ttl_ms
+        ttl_ms = self.settings.result_ttl_ms
         what = f"record dead-lettered job(s) {' '.join(job_ids[:20])}"
         try:  # one try through connection loss: a refusal must not hold up the fetch loop
             n = await self.durable(what, lambda: buried(self.scripts, k, job_ids, ttl_ms))
@@ -240,21 +266,9 @@ class OutcomeWriter:
         return self.durable.deadline
 
     async def _complete(self, k: QueueKeys, items: list[tuple[str, str, bytes, str]]) -> list[bool]:
-        ttl_ms = self.worker.result_ttl_ms
+        ttl_ms = self.settings.result_ttl_ms
         return await accepted(
             "acknowledge finished jobs",
             lambda: self.scripts.complete(k, ttl_ms, items),
             self._deadline,
         )
-
-    def extra(self, run: Running, event: str, error_class: Any = None) -> dict[str, Any]:
-        extra = {
-            "job_id": run.job_id,
-            "task": run.task_name,
-            "queue": run.queue,
-            "attempt": run.attempt,
-            "event": event,
-        }
-        if error_class:
-            extra["error_class"] = error_class
-        return extra

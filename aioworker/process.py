@@ -1,8 +1,8 @@
 """One worker process's run: signals, health server, instruments, runtime and drain.
 
-``Worker.run()`` calls :func:`run_process`.  SIGTERM/SIGINT (or ``Worker.stop()``) start
-the drain of :mod:`aioworker.shutdown`; a second one skips what is left of the grace
-period; cancelling the ``run()`` task drains at once (running jobs are requeued).
+``Worker.run()`` calls :func:`run_process` with the plan of the run.  SIGTERM/SIGINT (or
+``Worker.stop()``) start the drain of :mod:`aioworker.shutdown`; a second one skips what is
+left of the grace period; cancelling the ``run()`` task drains at once (running jobs are requeued).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .runtime import Runtime
 from .shutdown import drain
 
 if TYPE_CHECKING:
-    from .worker import Worker
+    from .plan import RunPlan
 
 __all__ = ("parse_queue_selection", "run_in_new_loop", "run_process")
 
@@ -65,20 +65,21 @@ def run_in_new_loop(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def run_process(
-    worker: Worker,
+    plan: RunPlan,
     queues: Sequence[str] | None,
     *,
     concurrency: int | None,
     burst: bool,
     handle_signals: bool,
 ) -> dict[str, int]:
-    """Run ``worker``'s jobs until stopped; see :meth:`Worker.run`."""
-    names, weights = parse_queue_selection(queues or list(worker.queues))
-    total = concurrency if concurrency is not None else worker.concurrency
-    limits = {q: worker.queues.get(q, total or 100) for q in names}
+    """Run the plan's jobs until stopped; see :meth:`Worker.run`."""
+    settings = plan.settings
+    names, weights = parse_queue_selection(queues or list(settings.queues))
+    total = concurrency if concurrency is not None else settings.concurrency
+    limits = {q: settings.queues.get(q, total or 100) for q in names}
     if total is not None and total < 1:
         raise ConfigError("concurrency must be at least 1")
-    runtime = Runtime(worker, limits, total=total, weights=weights, burst=burst)
+    runtime = Runtime(plan, limits, total=total, weights=weights, burst=burst)
     force = asyncio.Event()
     reason = ["burst: queues drained"]
     loop = asyncio.get_running_loop()
@@ -102,11 +103,12 @@ async def run_process(
                 installed.append(sig)
     health: HealthServer | None = None
     instruments: Instruments | None = None
-    worker._stoppers.append(request_stop)
+    stoppers = plan.stoppers if plan.stoppers is not None else []
+    stoppers.append(request_stop)
     try:
-        instruments = Instruments(worker, runtime)  # registry, cancels, metrics, tracing
-        if worker.health_port is not None:
-            health = HealthServer(runtime.liveness, runtime.readiness, port=worker.health_port)
+        instruments = Instruments(runtime)  # registry, cancels, metrics, tracing
+        if settings.health_port is not None:
+            health = HealthServer(runtime.liveness, runtime.readiness, port=settings.health_port)
             await health.start()
         instruments.install()
         await runtime.start()
@@ -120,22 +122,22 @@ async def run_process(
             await drain(
                 runtime,
                 grace_s=0.0,
-                cancel_grace_s=worker.cancel_grace_s,
+                cancel_grace_s=settings.cancel_grace_s,
                 force=force,
                 reason="run() cancelled",
             )
             raise
         await drain(
             runtime,
-            grace_s=worker.shutdown_grace_s,
-            cancel_grace_s=worker.cancel_grace_s,
+            grace_s=settings.shutdown_grace_s,
+            cancel_grace_s=settings.cancel_grace_s,
             force=force,
             reason=runtime.unhealthy or reason[0],
         )
         if runtime.unhealthy is not None:
             raise WorkerUnhealthy(f"worker stopped: {runtime.unhealthy}")
     finally:
-        worker._stoppers.remove(request_stop)
+        stoppers.remove(request_stop)
         for sig in installed:
             loop.remove_signal_handler(sig)
         if instruments is not None:

@@ -36,7 +36,7 @@ from .payload import dumps, loads
 from .reply import text
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from .extensions import RunView
     from .scripts import Scripts
 
 __all__ = ("WorkerRecord", "WorkerRegistry", "queues", "worker_beat", "workers_list")
@@ -148,15 +148,15 @@ def owner_of(token: str) -> str:
 class WorkerRegistry:
     """Publishes one runtime's record while it runs, and removes it at a clean exit.
 
-    :param runtime: the running worker.
+    :param runtime: the run it describes.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: RunView) -> None:
         self.runtime = runtime
-        self.keys = RegistryKeys(runtime.worker.prefix)
-        self.ttl_ms = int(runtime.worker.lease_timeout_s * 1000)
+        self.keys = RegistryKeys(runtime.settings.prefix)
+        self.ttl_ms = runtime.settings.lease_ms
         # every heartbeat, but at most once a second (short leases in tests and demos)
-        self.interval_s = min(max(runtime.worker.heartbeat_s, 1.0), self.ttl_ms / 2000)
+        self.interval_s = min(max(runtime.settings.heartbeat_s, 1.0), self.ttl_ms / 2000)
         self.started_ms = 0
         self._task: asyncio.Task[None] | None = None
         self._last: tuple[float, int] | None = None
@@ -181,8 +181,8 @@ class WorkerRegistry:
             {
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
-                "queues": rt.capacity.limits,
-                "concurrency": rt.capacity.total,
+                "queues": dict(rt.limits),
+                "concurrency": rt.total,
                 "started_ms": self.started_ms,
                 "seen_ms": self._seen_ms,
                 "done": done,
@@ -204,17 +204,21 @@ class WorkerRegistry:
         except Exception as exc:
             log.warning("worker %s not registered yet, retrying: %s", self.runtime.worker_id, exc)
         # supervised: a refresh Redis refuses is logged and the loop restarts with backoff
-        self._task = self.runtime.supervisor.spawn("registry", self._loop)
+        self._task = self.runtime.spawn("registry", self._loop)
 
     async def _register(self) -> None:
         started_ms = await self.runtime.broker.redis_time_ms()
-        await queues(self.runtime.scripts, self.keys, self.runtime.queues)
+        await queues(self.runtime.broker.scripts, self.keys, self.runtime.queues)
         self.started_ms = self._seen_ms = started_ms
         await self._beat()
 
     async def _beat(self) -> None:
         self._seen_ms = await worker_beat(
-            self.runtime.scripts, self.keys, self.runtime.worker_id, self.ttl_ms, self.record()
+            self.runtime.broker.scripts,
+            self.keys,
+            self.runtime.worker_id,
+            self.ttl_ms,
+            self.record(),
         )
 
     async def _loop(self) -> None:
@@ -233,4 +237,6 @@ class WorkerRegistry:
         if not self.started_ms:
             return  # never published
         with contextlib.suppress(*TRANSIENT_ERRORS):
-            await worker_beat(self.runtime.scripts, self.keys, self.runtime.worker_id, 0, b"")
+            await worker_beat(
+                self.runtime.broker.scripts, self.keys, self.runtime.worker_id, 0, b""
+            )

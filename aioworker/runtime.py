@@ -5,7 +5,8 @@ Data flow, one line each:
 - a fetch loop per queue takes free slots (:mod:`capacity`), and the fetch script moves
   due scheduled jobs to ready, returns expired leases to the front of the queue and
   leases up to that many jobs to this worker;
-- each job runs in its own asyncio task under its timeout (:mod:`executor`);
+- each job runs in its own asyncio task (:mod:`run_job`: prepare, execute under its
+  timeout, write the outcome);
 - the heartbeat (:mod:`heartbeat`) renews the leases of running jobs, so only a dead
   worker's jobs are recovered, never a long job of a live one;
 - the outcome is written by one script (complete batched by :mod:`acker`, or retry,
@@ -28,33 +29,32 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .acker import Durable
 from .broker import TRANSIENT_ERRORS
 from .capacity import Capacity
-from .context import JobContext, decode_state
 from .dead_trim import trim_dead
-from .errors import Skip
-from .executor import Outcome, error_info, execute, failure
 from .heartbeat import Heartbeat
 from .hooks import BusyTracker
-from .job import JobRecord
 from .keys import QueueKeys
 from .outage import Outage
 from .outcomes import OutcomeWriter
-from .payload import DecodeError, decode_record
+from .run_job import JobRunner
 from .running import Running
 from .scripts import FetchedJob
 from .supervisor import Supervisor, log_failure
 
 if TYPE_CHECKING:
-    from .worker import Worker
+    from collections.abc import Mapping
+
+    from .extensions import Observer, Service
+    from .plan import RunPlan
+    from .task import Task
 
 __all__ = ("Runtime",)
 
 log = logging.getLogger("aioworker.worker")
-joblog = logging.getLogger("aioworker.job")
 
 MAX_FETCH = 200  # most jobs leased by one fetch call
 IDLE_WAIT_S = 1.0  # longest block on the wake list: bounds crash-recovery detection
@@ -63,7 +63,7 @@ IDLE_WAIT_S = 1.0  # longest block on the wake list: bounds crash-recovery detec
 class Runtime:
     """Runs the jobs of the chosen queues until stopped (or drained, in burst mode).
 
-    :param worker: the configured worker (tasks and settings).
+    :param plan: the run's settings, connection, tasks and extensions.
     :param limits: queue -> concurrency for the queues this process serves.
     :param total: optional process-wide cap.
     :param weights: queue weights for sharing the cap, or None for strict order.
@@ -72,20 +72,20 @@ class Runtime:
 
     def __init__(
         self,
-        worker: Worker,
+        plan: RunPlan,
         limits: dict[str, int],
         *,
         total: int | None = None,
         weights: dict[str, int] | None = None,
         burst: bool = False,
     ) -> None:
-        self.worker = worker
-        self.settings = worker.settings
-        self.broker = worker.client.broker
+        self.plan = plan
+        self.settings = settings = plan.settings
+        self.broker = plan.client.broker
         self.scripts = self.broker.scripts
         self.capacity = Capacity(limits, total, weights)
         self.queues = list(limits)
-        self.keys = {q: QueueKeys(worker.prefix, q) for q in self.queues}
+        self.keys = {q: QueueKeys(settings.prefix, q) for q in self.queues}
         self.burst = burst
         # An idle wait holds its queue's free slots while it blocks (the fetch behind it
         # must know how many jobs it may lease), so it is pipelined only when no other
@@ -97,7 +97,7 @@ class Runtime:
         self.stopping = False
         self.shutting_down = asyncio.Event()  # seen by jobs as ctx.shutting_down
         self.stopped = asyncio.Event()  # the reason to leave: signal or burst drained
-        self.outage = Outage(worker.safe_url)
+        self.outage = Outage(settings.safe_url)
         self.durable = Durable(self.outage.down, self.outage.up)
         self._fetchers: dict[str, asyncio.Task[None]] = {}
         self._waits: dict[str, asyncio.Task[bool]] = {}
@@ -109,24 +109,49 @@ class Runtime:
         self._services: list[asyncio.Task[None]] = []
         self.unhealthy: str | None = None  # why a failing loop stops this worker
         self.supervisor = Supervisor(
-            unhealthy_after_s=worker.loop_unhealthy_after_s,
-            exit_after_s=worker.loop_exit_after_s,
+            unhealthy_after_s=settings.loop_unhealthy_after_s,
+            exit_after_s=settings.loop_exit_after_s,
             on_exit=self._give_up,
         )
         self._wakers: set[asyncio.Task[None]] = set()
-        self.busy = BusyTracker(worker.on_busy, worker.on_idle)
+        self.busy = BusyTracker(plan.on_busy, plan.on_idle)
         spawn = self.supervisor.spawn  # the ack flushers are supervised loops too
-        self.outcomes = OutcomeWriter(worker, self.scripts, self.durable, self.keys, spawn)
+        self.outcomes = OutcomeWriter(settings, self.scripts, self.durable, self.keys, spawn)
         self.stats = self.outcomes.stats
+        self.jobs = JobRunner(plan, self.scripts, self.outcomes, self.busy, self.shutting_down)
+        self.services: list[Service] = list(plan.services)  # the instruments add theirs
         self.heartbeat = Heartbeat(
             self.running,
             self.scripts,
             self.keys,
-            lease_ms=int(worker.lease_timeout_s * 1000),
-            every_s=worker.heartbeat_s,
+            lease_ms=settings.lease_ms,
+            every_s=settings.heartbeat_s,
             on_error=self.outage.down,
-            log_extra=self.outcomes.extra,
         )
+
+    @property
+    def tasks(self) -> Mapping[str, Task[Any, Any]]:
+        """Task name -> task, of the run."""
+        return self.plan.tasks
+
+    @property
+    def observers(self) -> list[Observer]:
+        """Told of every job start and end (the instruments add theirs before start)."""
+        return self.jobs.observers
+
+    @property
+    def limits(self) -> Mapping[str, int]:
+        """Queue -> how many of its jobs this process runs at once."""
+        return self.capacity.limits
+
+    @property
+    def total(self) -> int | None:
+        """The process-wide cap, or None."""
+        return self.capacity.total
+
+    def spawn(self, name: str, loop: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        """Start ``loop`` supervised (restarted with backoff when it fails)."""
+        return self.supervisor.spawn(name, loop)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -138,18 +163,18 @@ class Runtime:
             self._fetchers[q] = spawn(f"fetch:{q}", functools.partial(self._fetch_loop, q))
         self.heartbeat.start(spawn)
         self.busy.start(spawn)
-        for n, service in enumerate(self.worker.services):
+        for n, service in enumerate(self.services):
             name = getattr(service, "__name__", type(service).__name__)
             self._services.append(spawn(f"service:{n}:{name}", functools.partial(service, self)))
-        w = self.worker  # dead letters expire on a timer too (dead_ttl)
-        trim = functools.partial(trim_dead, self.scripts, self.keys, w.dead_max, w.dead_ttl_ms)
+        s = self.settings  # dead letters expire on a timer too (dead_ttl)
+        trim = functools.partial(trim_dead, self.scripts, self.keys, s.dead_max, s.dead_ttl_ms)
         self._services.append(spawn("dead_trim", trim))
         log.info(
             "worker %s serving %s (lease %.1f s, heartbeat %.1f s)",
             self.worker_id,
             ", ".join(f"{q}={n}" for q, n in self.capacity.limits.items()),
-            self.worker.lease_timeout_s,
-            self.worker.heartbeat_s,
+            s.lease_timeout_s,
+            s.heartbeat_s,
         )
 
     def _give_up(self, reason: str) -> None:
@@ -203,7 +228,7 @@ class Runtime:
     async def _fetch_loop(self, queue: str) -> None:
         k = self.keys[queue]
         halt = k.halt(self.worker_id)
-        lease_ms = int(self.worker.lease_timeout_s * 1000)
+        lease_ms = self.settings.lease_ms
         wait_s: float | None = None  # set: block on the wake list first (idle)
         timer: asyncio.TimerHandle | None = None
         while not self.stopping:
@@ -298,7 +323,7 @@ class Runtime:
             for q in self.queues
         )
 
-    # -- running one job -------------------------------------------------------------
+    # -- running jobs -------------------------------------------------------------
 
     def _start_job(self, queue: str, token: str, fetched: FetchedJob) -> None:
         run = Running(queue, fetched.id, "?", token, fetched.attempt, time.monotonic())
@@ -306,160 +331,15 @@ class Runtime:
         run.task = asyncio.create_task(self._job_main(run, fetched), name=fetched.id)
 
     async def _job_main(self, run: Running, fetched: FetchedJob) -> None:
-        k = self.keys[run.queue]
         try:
-            outcome = await self._run(run, k, fetched)
-            run.executing = False
-            run.outcome = outcome.kind
-            await self._exit_gates(run, outcome.kind)
-            await self.outcomes.write(run, k, outcome)
-            if run.record is not None:
-                for observer in self.worker.observers:
-                    # for a deferral, the delay the gate asked for (limiter waits)
-                    took = outcome.delay_s if outcome.kind == "defer" else outcome.duration_s
-                    observer.job_finished(run.record, outcome.kind, took)
-        except Exception as exc:
-            log.exception(
-                "job %s: internal error while handling its outcome",
-                run.job_id,
-                extra=self.outcomes.extra(run, "internal_error", type(exc).__name__),
-            )
-            if not run.outcome:  # failed before its outcome was known: dead, not a loop
-                await self.outcomes.internal_error(run, k, exc)
+            await self.jobs.run(run, self.keys[run.queue], fetched)
         finally:
-            if run.protected:
-                self.busy.job_finished()
             # the same job may run here again after this run lost its lease: keep that one
             if self.running.get(run.job_id) is run:
                 del self.running[run.job_id]
             self.capacity.release(run.queue, 1)
             if not self.running:
                 self._idle_since = time.monotonic()
-
-    async def _run(self, run: Running, k: QueueKeys, fetched: FetchedJob) -> Outcome:
-        try:
-            enqueued_ms, body = decode_record(fetched.record)
-        except DecodeError as exc:
-            return Outcome("dead", error=error_info(None, f"corrupt record: {exc}", "DecodeError"))
-        run.task_name = body["t"]
-        batch = body.get("b")  # a batch child's outcome also goes to the batch outbox
-        run.batch = batch if isinstance(batch, str) else ""
-        task = self.worker.tasks.get(body["t"])
-        if task is None:
-            known = ", ".join(sorted(self.worker.tasks)) or "none"
-            err = error_info(
-                None, f"unknown task {body['t']!r} (this worker has: {known})", "UnknownTask"
-            )
-            return Outcome("dead", error=err)
-        args, kwargs = body.get("a", []), body.get("k", {})
-        max_attempts = task.max_attempts(body.get("r"))
-        record = run.record = JobRecord(
-            run.job_id,
-            run.queue,
-            task.name,
-            args,
-            kwargs,
-            enqueued_ms,
-            run.attempt,
-            max_attempts,
-            run.token,
-            body,
-        )
-        if run.attempt > max_attempts:
-            # only reachable when a worker died mid-run and the job had no attempts left
-            msg = (
-                f"the worker running attempt {run.attempt - 1} of {max_attempts} stopped "
-                "without finishing it; not run again (no attempts left)"
-            )
-            return Outcome("dead", error=error_info(None, msg, "WorkerLost"))
-        try:
-            decode_state(fetched.state)  # a checkpoint that cannot be read: dead, once
-        except DecodeError as exc:
-            return Outcome("dead", error=error_info(None, f"corrupt record: {exc}", "DecodeError"))
-        ctx = JobContext(
-            worker=self.worker,
-            job_id=run.job_id,
-            task=task.name,
-            queue=run.queue,
-            attempt=run.attempt,
-            max_attempts=max_attempts,
-            enqueued_ms=enqueued_ms,
-            state=fetched.state,
-            saver=functools.partial(self._checkpoint, k, run.job_id, run.token),
-            shutting_down=self.shutting_down,
-            payload=body,
-        )
-        run.ctx = ctx
-        for gate in (*self.worker.gates, *task.gates):
-            try:
-                wait_s = await gate.enter(record)
-            except Skip as exc:
-                await self._exit_gates(run, "complete")
-                joblog.info("job %s %s skipped: %s", run.job_id, task.name, exc.reason)
-                return Outcome("complete", value=b"null")
-            except Exception as exc:
-                await self._exit_gates(run, "retry")
-                return failure(task, run.attempt, max_attempts, exc, error_info(exc))
-            if wait_s is not None:
-                await self._exit_gates(run, "defer")
-                return Outcome("defer", delay_s=wait_s)
-            run.gates.append(gate)
-        try:
-            # creating the coroutine binds the arguments without running any of the body
-            coro = task.fn(ctx, *args, **kwargs)
-        except TypeError as exc:
-            msg = f"arguments do not match {task.name}{task.signature}: {exc}"
-            await self._exit_gates(run, "dead")
-            return Outcome("dead", error=error_info(None, msg, "BadArguments"))
-        if self.worker.protect == "any" or not task.interruptible:
-            run.protected = True
-            self.busy.job_started()
-        timeout = body.get("o", task.timeout_s)
-        if joblog.isEnabledFor(logging.DEBUG):
-            joblog.debug(
-                "job %s %s started (attempt %d)",
-                run.job_id,
-                task.name,
-                run.attempt,
-                extra=self.outcomes.extra(run, "started"),
-            )
-        for observer in self.worker.observers:
-            observer.job_started(record)
-        outcome = await execute(
-            task,
-            coro,
-            attempt=run.attempt,
-            max_attempts=max_attempts,
-            timeout_s=timeout,
-            shutting_down=self.shutting_down,
-            cancel_requested=run.cancel_requested,
-            max_result_bytes=self.worker.max_result_bytes,
-        )
-        return outcome
-
-    async def _exit_gates(self, run: Running, outcome: str) -> None:
-        """Tell the gates that admitted the job that it is over (last admitted first)."""
-        while run.gates:
-            gate = run.gates.pop()
-            try:
-                await gate.exit(run.record, outcome)  # type: ignore[arg-type]
-            except Exception as exc:
-                log.exception(
-                    "job %s: gate %r failed to release",
-                    run.job_id,
-                    gate,
-                    extra=self.outcomes.extra(run, "gate_error", type(exc).__name__),
-                )
-
-    async def _checkpoint(self, k: QueueKeys, job_id: str, token: str, blob: bytes) -> bool:
-        # the job's id and token, not its Running: the Running holds the JobContext that
-        # holds this saver, and such a cycle leaves every finished job to the cyclic
-        # garbage collector; a refused save is repeated like an outcome write
-        ok = await self.outcomes.persist(
-            f"checkpoint job {job_id}",
-            lambda: self.scripts.checkpoint(k, job_id, token, blob),
-        )
-        return bool(ok)
 
     # -- probes ----------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from .logfields import event_fields
 from .running import describe, unsaved_state
 
 if TYPE_CHECKING:
@@ -82,13 +83,13 @@ async def drain(
         runtime.durable.deadline = time.monotonic() + cancel_grace + 2.0
         for run in list(runtime.running.values()):
             if run.executing and run.task is not None:
-                task = runtime.worker.tasks.get(run.task_name)
+                task = runtime.tasks.get(run.task_name)
                 if task is not None and not task.interruptible:
                     log.error(
                         "%s is marked non-interruptible but the shutdown budget ran out; "
                         "cancelling it now",
                         describe(run),
-                        extra=runtime.outcomes.extra(run, "budget_exceeded", "ShutdownBudget"),
+                        extra=event_fields(run, "budget_exceeded", "ShutdownBudget"),
                     )
                 interrupted += 1
                 run.task.cancel()
@@ -112,7 +113,7 @@ async def drain(
             "requeued at the front of its queue with its last checkpoint"
             if ok
             else "could not requeue it; another worker will recover it when its lease expires",
-            extra=runtime.outcomes.extra(run, "ignored_cancel", "IgnoredCancellation"),
+            extra=event_fields(run, "ignored_cancel", "IgnoredCancellation"),
         )
         runtime.running.pop(run.job_id, None)
     if runtime.running:

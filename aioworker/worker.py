@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .backoff import Backoff
@@ -26,6 +26,7 @@ from .job import JobSpec
 from .keys import validate_name
 from .limit_gates import KeyFn, task_gates
 from .limits import Limiter
+from .plan import RunPlan
 from .process import parse_queue_selection, run_in_new_loop, run_process
 from .settings import Settings
 from .task import Task
@@ -430,7 +431,22 @@ class Worker(PeriodicJobs):
         :raises BrokerUnavailable: if Redis cannot be reached at start.
         """
         return await run_process(
-            self, queues, concurrency=concurrency, burst=burst, handle_signals=handle_signals
+            self.plan(), queues, concurrency=concurrency, burst=burst, handle_signals=handle_signals
+        )
+
+    def plan(self) -> RunPlan:
+        """What a run of this worker is given: its settings now, its tasks and extensions."""
+        return RunPlan(
+            settings=self.settings,
+            client=self.client,
+            tasks=MappingProxyType(dict(self.tasks)),
+            gates=tuple(self.gates),
+            observers=tuple(self.observers),
+            services=tuple(self.services),
+            on_busy=tuple(self.on_busy),
+            on_idle=tuple(self.on_idle),
+            batch_of=self.batches.of_job,
+            stoppers=self._stoppers,
         )
 
     def stop(self) -> None:

@@ -39,7 +39,7 @@ async def test_hundreds_of_jobs_blocked_on_results_do_not_exhaust_connections(
     @worker.task(name="waiting", queue="default")
     async def waiting(ctx: JobContext, other: str) -> None:
         try:  # each wait blocks one Redis connection for its whole duration
-            await ctx.worker.job(other, queue="unserved").result(timeout=0.5)
+            await ctx.client.job(other, "unserved").result(timeout=0.5)
         except ResultTimeout:
             timed_out.append(ctx.job_id)
 

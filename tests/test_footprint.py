@@ -92,7 +92,7 @@ async def test_fresh_contexts_do_not_share_steps_or_cursors() -> None:
 
     def fresh(job_id: str) -> JobContext:
         return JobContext(
-            worker=None,  # type: ignore[arg-type]
+            client=None,  # type: ignore[arg-type]
             job_id=job_id,
             task="t",
             queue="default",

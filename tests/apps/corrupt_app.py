@@ -29,10 +29,10 @@ def runs_key(prefix: str) -> str:
 
 async def work(ctx: JobContext, n: int, seconds: float) -> int:
     """Count this run, maybe checkpoint, sleep ``seconds`` and return ``n``."""
-    client = _clients.get(ctx.worker.redis_url)
+    client = _clients.get(ctx.client.broker.url)
     if client is None:
-        client = _clients[ctx.worker.redis_url] = aioredis.Redis.from_url(ctx.worker.redis_url)
-    await client.hincrby(runs_key(ctx.worker.prefix), ctx.job_id, 1)
+        client = _clients[ctx.client.broker.url] = aioredis.Redis.from_url(ctx.client.broker.url)
+    await client.hincrby(runs_key(ctx.client.prefix), ctx.job_id, 1)
     if n % 5 == 0:
         await ctx.checkpoint({"n": n})
     await asyncio.sleep(seconds)

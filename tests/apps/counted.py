@@ -42,9 +42,9 @@ def _counter_client() -> aioredis.Redis:
 async def count(ctx: JobContext, n: int, seconds: float) -> int:
     """Count this run, sleep ``seconds`` and return ``n``."""
     counter = _counter_client()
-    await counter.hincrby(runs_key(ctx.worker.prefix), ctx.job_id, 1)
+    await counter.hincrby(runs_key(ctx.client.prefix), ctx.job_id, 1)
     if ctx.attempt > 1:
-        await counter.sadd(recovered_key(ctx.worker.prefix), ctx.job_id)
+        await counter.sadd(recovered_key(ctx.client.prefix), ctx.job_id)
     await asyncio.sleep(seconds)
     return n
 

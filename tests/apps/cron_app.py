@@ -41,8 +41,8 @@ async def record(ctx: JobContext) -> str:
     field = f"now:{ctx.job_id}" if tick.manual else str(int(tick.at.timestamp() * 1000))
     # the worker's own connection: it is initialised before any job runs (a fresh cluster
     # client used by several jobs at once races its first initialisation and may resend)
-    client = await ctx.worker.client.broker.connect()
-    await client.hincrby(runs_key(ctx.worker.prefix, kind), field, 1)
+    client = await ctx.client.broker.connect()
+    await client.hincrby(runs_key(ctx.client.prefix, kind), field, 1)
     return field
 
 

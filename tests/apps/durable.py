@@ -32,21 +32,21 @@ def mark_key(prefix: str, kind: str, job_id: str) -> str:
 
 
 def _redis(ctx: JobContext) -> aioredis.Redis:
-    client = _clients.get(ctx.worker.redis_url)
+    client = _clients.get(ctx.client.broker.url)
     if client is None:
         # no socket timeout: on Python 3.11 redis-py's timeout can swallow a cancellation
-        client = aioredis.Redis.from_url(ctx.worker.redis_url, socket_timeout=None)
-        _clients[ctx.worker.redis_url] = client
+        client = aioredis.Redis.from_url(ctx.client.broker.url, socket_timeout=None)
+        _clients[ctx.client.broker.url] = client
     return client
 
 
 async def _mark(ctx: JobContext, kind: str) -> int:
-    return int(await _redis(ctx).incr(mark_key(ctx.worker.prefix, kind, ctx.job_id)))
+    return int(await _redis(ctx).incr(mark_key(ctx.client.prefix, kind, ctx.job_id)))
 
 
 async def _note_start(ctx: JobContext) -> None:
     """Record the start of this run: wall time and attempt."""
-    key = mark_key(ctx.worker.prefix, "starts", ctx.job_id)
+    key = mark_key(ctx.client.prefix, "starts", ctx.job_id)
     await _redis(ctx).rpush(key, f"{time.time()}|{ctx.attempt}")
 
 

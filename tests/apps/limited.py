@@ -64,8 +64,8 @@ class RecordedGCRA(Recorded, GCRA):
 
 async def capped(ctx: JobContext, seconds: float) -> int:
     """Hold one of the five fleet-wide slots for ``seconds``, counted in Redis."""
-    client = await ctx.worker.client.broker.connect()
-    prefix = ctx.worker.prefix
+    client = await ctx.client.broker.connect()
+    prefix = ctx.client.prefix
     now, peak = track_key(prefix, "now"), track_key(prefix, "peak")
     await client.eval(_PEAK, 2, now, peak)
     try:
