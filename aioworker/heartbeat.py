@@ -12,11 +12,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
-from redis.exceptions import ResponseError
-
 from .broker import TRANSIENT_ERRORS
 from .keys import QueueKeys
 from .logfields import event_fields
+from .redis_errors import ResponseError
 from .running import Running
 from .scripts import Scripts
 from .supervisor import Spawn

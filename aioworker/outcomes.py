@@ -20,8 +20,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from redis.exceptions import ResponseError
-
 from .acker import Acker, Durable
 from .arity import pieces
 from .cancellation import cancel_done
@@ -29,6 +27,7 @@ from .executor import Outcome, error_info
 from .keys import QueueKeys
 from .logfields import event_fields
 from .payload import dumps
+from .redis_errors import ResponseError
 from .running import Running, describe, unsaved_state
 from .supervisor import Spawn, restarting
 

@@ -49,6 +49,7 @@ from .errors import BrokerBusy, RedisRefused
 __all__ = (
     "RETRY_LATER_CLASSES",
     "RETRY_LATER_CODES",
+    "ResponseError",
     "error_code",
     "is_retry_later",
     "refusal",

@@ -12,9 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from redis.exceptions import ResponseError
-
-from .redis_errors import RETRY_LATER_CODES, error_code, refusal
+from .redis_errors import RETRY_LATER_CODES, ResponseError, error_code, refusal
 
 __all__ = ("SkippedQueue", "is_data_error", "skipping", "unreadable")
 
