@@ -17,11 +17,10 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from .acker import Acker, Durable
-from .arity import pieces
 from .cancellation import cancel_done
 from .executor import Outcome, error_info
 from .keys import QueueKeys
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     from .scripts import Scripts
     from .settings import Settings
 
-__all__ = ("OutcomeWriter", "buried")
+__all__ = ("OutcomeWriter",)
 
 joblog = logging.getLogger("aioworker.job")
 
@@ -69,20 +68,6 @@ async def accepted(
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-
-
-async def buried(scripts: Scripts, k: QueueKeys, job_ids: Sequence[str], result_ttl_ms: int) -> int:
-    """``lua/buried.lua``: record the result and done marker of jobs fetch dead-lettered.
-
-    :returns: how many were recorded (in several calls for many ids, each atomic).
-    """
-    recorded = 0
-    for piece in pieces(job_ids, 3, 3):  # 2 keys + the ttl; 2 keys + the id per job
-        keys = [k.dead, k.errors]
-        for job_id in piece:
-            keys += [k.result(job_id), k.done(job_id)]
-        recorded += int(await scripts.run("buried", keys, [result_ttl_ms, *piece]))
-    return recorded
 
 
 class OutcomeWriter:
@@ -241,7 +226,7 @@ class OutcomeWriter:
         ttl_ms = self.settings.result_ttl_ms
         what = f"record dead-lettered job(s) {' '.join(job_ids[:20])}"
         try:  # one try through connection loss: a refusal must not hold up the fetch loop
-            n = await self.durable(what, lambda: buried(self.scripts, k, job_ids, ttl_ms))
+            n = await self.durable(what, lambda: self.scripts.buried(k, job_ids, ttl_ms))
         except Exception:  # refused (a wrong-typed key, an ACL rule): the waiters time out
             joblog.exception("could not %s", what)
             n = None

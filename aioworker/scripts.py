@@ -137,6 +137,7 @@ class Scripts:
         "retry",
         "dead",
         "dead_trim",
+        "buried",
         "requeue",
         "checkpoint",
         "extend",
@@ -354,6 +355,19 @@ class Scripts:
             reply = await self._run(self._lua["extend"], [k.active, k.leases], args)
             lost += [text(x) for x in reply]
         return lost
+
+    async def buried(self, k: QueueKeys, job_ids: Sequence[str], result_ttl_ms: int) -> int:
+        """Record the result and done marker of jobs the fetch dead-lettered as corrupt.
+
+        :returns: how many were recorded (in several calls for many ids, each atomic).
+        """
+        recorded = 0
+        for piece in pieces(job_ids, 3, 3):  # 2 keys + the ttl; 2 keys + the id per job
+            keys = [k.dead, k.errors]
+            for job_id in piece:
+                keys += [k.result(job_id), k.done(job_id)]
+            recorded += int(await self._run(self._lua["buried"], keys, [result_ttl_ms, *piece]))
+        return recorded
 
     async def revive(self, k: QueueKeys, job_ids: Sequence[str]) -> int:
         """Returns how many were moved (in several calls, each atomic, for many ids)."""

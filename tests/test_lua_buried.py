@@ -10,7 +10,6 @@ from redis.exceptions import ResponseError
 
 from aioworker import JobContext, JobStatus
 from aioworker.keys import QueueKeys
-from aioworker.outcomes import buried
 from aioworker.payload import loads
 from tests.scriptkit import Kit, open_kit
 from tests.worker_kit import MakeWorker, burst
@@ -36,7 +35,7 @@ async def test_buried_jobs_get_a_dead_result_and_a_done_marker(kit: Kit) -> None
     ids = await _bury(kit, "a", "b")
     assert sorted(ids) == ["a", "b"]
 
-    assert await buried(kit.scripts, kit.k, ids, 60_000) == 2
+    assert await kit.scripts.buried(kit.k, ids, 60_000) == 2
 
     for job_id in ids:
         stamped = await kit.r.get(kit.k.result(job_id))
@@ -53,7 +52,7 @@ async def test_a_job_no_longer_dead_is_left_alone(kit: Kit) -> None:
     assert await kit.scripts.revive(kit.k, ids) == 1
     await kit.r.delete(kit.k.done("a"))
 
-    assert await buried(kit.scripts, kit.k, ids, 60_000) == 0
+    assert await kit.scripts.buried(kit.k, ids, 60_000) == 0
 
     assert await kit.r.exists(kit.k.result("a"), kit.k.done("a")) == 0
 
@@ -63,7 +62,7 @@ async def test_a_wrong_typed_key_fails_the_call_having_written_nothing(kit: Kit)
     await kit.r.set(kit.k.done("b"), "garbage")
 
     with pytest.raises(ResponseError):  # WRONGTYPE (Redis 6.2 loses the text)
-        await buried(kit.scripts, kit.k, ids, 60_000)
+        await kit.scripts.buried(kit.k, ids, 60_000)
 
     assert await kit.r.exists(kit.k.result("a"), kit.k.done("a"), kit.k.result("b")) == 0
 
