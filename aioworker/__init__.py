@@ -6,7 +6,7 @@ deploy-safe shutdown with checkpoints, and keys that work on Redis Cluster.
 
 from .backoff import Backoff
 from .batches import Batch, BatchOutcome, BatchProgress
-from .context import JobContext, LeaseLost
+from .context import JobContext
 from .cron import CronTick, ScheduleInfo, tick_of
 from .errors import (
     AioworkerError,
@@ -26,6 +26,7 @@ from .errors import (
     JobFailed,
     JobNotFound,
     LeadershipLost,
+    LeaseLost,
     MissingDependency,
     PayloadError,
     PayloadTooLarge,
