@@ -6,6 +6,7 @@ deploy-safe shutdown with checkpoints, and keys that work on Redis Cluster.
 
 from .backoff import Backoff
 from .batches import Batch, BatchOutcome, BatchProgress
+from .client import Client
 from .context import JobContext
 from .cron import CronTick, ScheduleInfo, tick_of
 from .errors import (
@@ -66,6 +67,7 @@ __all__ = (
     "BrokerBusy",
     "BrokerUnavailable",
     "Bucket",
+    "Client",
     "Concurrent",
     "ConfigError",
     "CronExpressionError",
