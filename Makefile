@@ -4,7 +4,8 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Touched after a successful install; older than pyproject.toml means reinstall.
+# Touched after a successful install; older than pyproject.toml or aioworker/__init__.py
+# (which holds the version the installed metadata is built from) means reinstall.
 STAMP := $(VENV)/.install.stamp
 # Only the directories that exist, so lint works before every part of the tree is written.
 LINT_PATHS := $(wildcard aioworker tests bench examples)
@@ -16,7 +17,7 @@ all: lint mypy test
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml aioworker/__init__.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
 	touch $@

@@ -6,7 +6,8 @@ deploy-safe shutdown with checkpoints, and keys that work on Redis Cluster.
 
 from .backoff import Backoff
 from .batches import Batch, BatchOutcome, BatchProgress
-from .context import JobContext, LeaseLost
+from .client import Client
+from .context import JobContext
 from .cron import CronTick, ScheduleInfo, tick_of
 from .errors import (
     AioworkerError,
@@ -26,6 +27,7 @@ from .errors import (
     JobFailed,
     JobNotFound,
     LeadershipLost,
+    LeaseLost,
     MissingDependency,
     PayloadError,
     PayloadTooLarge,
@@ -65,6 +67,7 @@ __all__ = (
     "BrokerBusy",
     "BrokerUnavailable",
     "Bucket",
+    "Client",
     "Concurrent",
     "ConfigError",
     "CronExpressionError",

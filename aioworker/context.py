@@ -15,6 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from .errors import LeaseLost
 from .payload import DecodeError, dumps, loads
 from .timeunits import ms_to_datetime
 
@@ -34,10 +35,6 @@ BatchLookup = Callable[[str, "dict[str, Any]"], "Batch | None"]
 
 # the steps and cursors of every context that has none: read, never written
 _UNSET: dict[str, Any] = {}
-
-
-class LeaseLost(Exception):
-    """This worker no longer holds the job's lease: another worker may be running it."""
 
 
 def decode_state(raw: bytes) -> tuple[Any, dict[str, Any], dict[str, Any]]:

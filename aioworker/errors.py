@@ -25,6 +25,8 @@ The tree::
     ├── ResultTimeout              ``Job.result(timeout=...)`` gave up waiting
     ├── UnknownScheduleError       no periodic schedule of that name is registered
     ├── LeadershipLost             a leadership's lease was lost while its body ran
+    ├── LeaseLost                  a job's lease was lost: its checkpoint, step or cursor
+    │                              was not saved (another worker may be running it)
     ├── RateLimited                a limiter did not admit within ``max_wait`` (or a job
     │                              was deferred by its limiter longer than ``rate_max_wait``)
     ├── BatchError                 a batch cannot do what was asked
@@ -68,6 +70,7 @@ __all__ = (
     "JobFailed",
     "JobNotFound",
     "LeadershipLost",
+    "LeaseLost",
     "MissingDependency",
     "PayloadError",
     "PayloadTooLarge",
@@ -195,6 +198,14 @@ class LeadershipLost(AioworkerError):
 
     Raised out of ``async with worker.leader(...)`` when the body was cancelled because
     the lease could not be renewed in time or was taken over.
+    """
+
+
+class LeaseLost(AioworkerError):
+    """This worker no longer holds the job's lease: another worker may be running it.
+
+    Raised by :class:`~aioworker.JobContext` when a checkpoint, a step or an iteration
+    cursor could not be saved because the lease fencing it was lost.
     """
 
 

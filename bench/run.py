@@ -40,7 +40,6 @@ import io
 import json
 import os
 import platform
-import resource
 import shutil
 import signal
 import socket
@@ -50,7 +49,6 @@ import sys
 import tarfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,10 +57,23 @@ import redis
 
 from bench import peers, scaling, scaling_report, targets
 from bench.cluster import server_args, wait_until_up
-
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-LIBS_DIR = BENCH_DIR / "libs"
+from bench.common import (
+    BENCH_DIR,
+    DISTURBED_CORES,
+    LIBS,
+    QUIET_CORES,
+    REPO_ROOT,
+    SUBJECT,
+    Lib,
+    cell,
+    children_cpu_s,
+    machine_cpu_s,
+    num,
+    redis_cpu_s,
+    reset,
+    run_one,
+    tail,
+)
 
 SCENARIOS = ("noop", "io", "pickup", "inflight", "scaling")
 THROUGHPUT = ("noop", "io")
@@ -108,38 +119,6 @@ CLIENT_COMMANDS: dict[str, frozenset[str] | None] = {
     "streaq": None,
     "taskiq": None,
     "taskiq-list": None,
-}
-SUBJECT = "aioworker"
-# Before each run, wait (up to --quiet-wait) until other work uses less than this.
-QUIET_CORES = 0.25
-# A run during which other work used more than this is run again (up to --retries).
-DISTURBED_CORES = 0.3
-
-
-@dataclass(frozen=True)
-class Lib:
-    """One benchmarked library: its script, its virtualenv and extra arguments."""
-
-    name: str
-    script: str
-    peer: str | None  # name of the peer virtualenv; None for this project's interpreter
-    extra_args: tuple[str, ...] = ()
-
-    def python(self) -> Path:
-        return peers.venv_python(self.peer or self.name)
-
-
-LIBS: dict[str, Lib] = {
-    lib.name: lib
-    for lib in (
-        # its own virtualenv too, with its runtime dependencies only
-        Lib("aioworker", "aioworker_bench.py", None),
-        Lib("arq", "arq_bench.py", "arq"),
-        Lib("saq", "saq_bench.py", "saq"),
-        Lib("streaq", "streaq_bench.py", "streaq"),
-        Lib("taskiq", "taskiq_bench.py", "taskiq"),
-        Lib("taskiq-list", "taskiq_bench.py", "taskiq", ("--variant", "list")),
-    )
 }
 
 
@@ -208,34 +187,7 @@ def redis_server() -> Iterator[tuple[str, redis.Redis]]:
             proc.wait()
 
 
-def reset(client: redis.Redis) -> None:
-    """Empty the private server: data, cached scripts and loaded functions."""
-    client.flushall()
-    client.script_flush()
-    client.function_flush()
-
-
-def redis_cpu_s(client: redis.Redis) -> float:
-    """CPU seconds the private server has used so far (main thread and children)."""
-    cpu = client.info("cpu")
-    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
-
-
 # -- other work on the machine -------------------------------------------------------
-
-
-def machine_cpu_s() -> float:
-    """Busy CPU seconds of the whole machine so far, all cores (from /proc/stat)."""
-    with open("/proc/stat") as fh:
-        fields = [int(x) for x in fh.readline().split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_s() -> float:
-    """CPU seconds of this process's finished children and their waited-for children."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def wait_until_quiet(max_wait_s: float, threshold_cores: float) -> float:
@@ -250,73 +202,6 @@ def wait_until_quiet(max_wait_s: float, threshold_cores: float) -> float:
         busy = machine_cpu_s() - before
         if busy < threshold_cores or time.monotonic() >= deadline:
             return busy
-
-
-# -- one run -------------------------------------------------------------------------
-
-
-def _tail(text: str, lines: int = 15) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def run_one(
-    lib: Lib,
-    scenario: str,
-    jobs: int,
-    concurrency: int,
-    url: str,
-    timeout_s: float,
-    pythonpath: Path | None = None,
-) -> dict[str, Any]:
-    """Run one library x scenario in a fresh process; never raises for a failed run."""
-    cmd = [
-        str(lib.python()),
-        str(LIBS_DIR / lib.script),
-        "--scenario", scenario,
-        "--jobs", str(jobs),
-        "--concurrency", str(concurrency),
-        "--redis-url", url,
-        # the worker gives up a little before the hard limit, so it can still report
-        "--timeout", str(max(30.0, timeout_s - 60)),
-        *lib.extra_args,
-    ]  # fmt: skip
-    base: dict[str, Any] = {"lib": lib.name, "scenario": scenario, "jobs": jobs}
-    env = dict(os.environ)
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
-    proc = subprocess.Popen(
-        cmd,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,  # its own process group, so a hung run is killed whole
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        return {**base, "error": f"timed out after {timeout_s:.0f} s\n{_tail(err)}"}
-    finally:
-        # a worker child left behind by a crashed producer goes with its group
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    result: dict[str, Any] | None = None
-    for line in reversed(out.strip().splitlines()):
-        with contextlib.suppress(ValueError):
-            parsed = json.loads(line)
-            if isinstance(parsed, dict):
-                result = parsed
-                break
-    if result is None:
-        return {**base, "error": f"exit status {proc.returncode}, no result\n{_tail(err)}"}
-    if "error" in result and err.strip():
-        result["error"] += "\n--- stderr ---\n" + _tail(err)
-    return {**base, **result}
 
 
 def run_ceiling(client: redis.Redis, url: str, repeats: int) -> list[dict[str, Any]]:
@@ -340,7 +225,7 @@ def run_ceiling(client: redis.Redis, url: str, repeats: int) -> list[dict[str, A
         try:
             result = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
         except (ValueError, IndexError):
-            result = {"error": _tail(proc.stderr) or f"exit status {proc.returncode}"}
+            result = {"error": tail(proc.stderr) or f"exit status {proc.returncode}"}
         result["other_cores"] = round(max(0.0, others) / took, 2)
         results.append(result)
         shown = result.get("jobs_per_s")
@@ -384,20 +269,6 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, float] | None]:
             else None
         )
     return out
-
-
-def _num(value: float) -> str:
-    if value >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
-
-
-def cell(stat: dict[str, float] | None, runs: int) -> str:
-    if stat is None:
-        return "failed"
-    if runs <= 1 or stat["min"] == stat["max"]:
-        return _num(stat["median"])
-    return f"{_num(stat['median'])} ({_num(stat['min'])}-{_num(stat['max'])})"
 
 
 def ratio_rows(
@@ -717,7 +588,7 @@ def render(report: dict[str, Any]) -> str:
                 "of it (medians)."
             )
         w("")
-    lines += targets.render(targets.as_summary(summaries, SUBJECT), _num)
+    lines += targets.render(targets.as_summary(summaries, SUBJECT), num)
     lines += scaling_report.render(report)
     failures = [(lib, sc, r) for (lib, sc), rs in runs.items() for r in rs if "error" in r]
     if install_errors or failures:
@@ -771,7 +642,7 @@ def render(report: dict[str, Any]) -> str:
                 continue
 
             def col(key: str, rs: list[dict[str, Any]] = rs) -> str:
-                return ", ".join("-" if r.get(key) is None else _num(r[key]) for r in rs)
+                return ", ".join("-" if r.get(key) is None else num(r[key]) for r in rs)
 
             w(f"| {scenario} | {lib} | {col('enqueue_per_s')} | {col('jobs_per_s')} | "
               f"{col('peak_rss_mb')} | {col('worker_cpu_s')} | {col('redis_cpu_s')} | "

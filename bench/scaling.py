@@ -34,7 +34,18 @@ from typing import Any
 
 import redis
 
-from bench import cluster
+from bench import cluster, common
+from bench.common import (
+    BENCH_DIR,
+    DISTURBED_CORES,
+    QUIET_CORES,
+    SUBJECT,
+    children_cpu_s,
+    machine_cpu_s,
+    redis_cpu_s,
+    reset,
+    run_one,
+)
 from bench.scaling_report import CLUSTER_LIBS
 
 WORKLOADS = ("noop", "io")
@@ -132,28 +143,22 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
 
 def _quiet(max_wait_s: float, threshold_cores: float) -> float:
     """As ``bench.run.wait_until_quiet`` with shorter samples: the cores busy last."""
-    from bench import run as bench
-
     deadline = time.monotonic() + max_wait_s
     while True:
-        before = bench.machine_cpu_s()
+        before = machine_cpu_s()
         time.sleep(QUIET_SAMPLE_S)
-        busy = (bench.machine_cpu_s() - before) / QUIET_SAMPLE_S
+        busy = (machine_cpu_s() - before) / QUIET_SAMPLE_S
         if busy < threshold_cores or time.monotonic() >= deadline:
             return busy
 
 
 def _reset(clients: list[redis.Redis]) -> None:
-    from bench import run as bench
-
     for client in clients:
-        bench.reset(client)
+        reset(client)
 
 
 def _redis_cpu_s(clients: list[redis.Redis]) -> float:
-    from bench import run as bench
-
-    return sum(bench.redis_cpu_s(client) for client in clients)
+    return sum(redis_cpu_s(client) for client in clients)
 
 
 def run(
@@ -170,31 +175,26 @@ def run(
     :param url: the single private node, shared with the other scenarios.
     :returns: the ``scaling`` part of ``RESULTS.json``.
     """
-    from bench import run as bench
-
     started = time.monotonic()
     names = [name for name in libs if name in args.scaling_libs]
     on_cluster = [
         name
         for name in names
-        if name in CLUSTER_LIBS and (name == bench.SUBJECT or args.scaling_cluster_peers)
+        if name in CLUSTER_LIBS and (name == SUBJECT or args.scaling_cluster_peers)
     ]
     targets = {"single": (url, [client])}
     runs: list[dict[str, Any]] = []
     retried = 0
     jobs = {
         "noop": {
-            name: args.scaling_jobs if name == bench.SUBJECT else args.scaling_peer_jobs
-            for name in names
+            name: args.scaling_jobs if name == SUBJECT else args.scaling_peer_jobs for name in names
         },
         "io": {name: args.scaling_io_jobs for name in names},
     }
     # which libraries run each workload
     plan = {
         workload: [
-            name
-            for name in names
-            if workload == "noop" or name == bench.SUBJECT or args.scaling_peers_io
+            name for name in names if workload == "noop" or name == SUBJECT or args.scaling_peers_io
         ]
         for workload in args.scaling_workloads
     }
@@ -202,7 +202,7 @@ def run(
     with contextlib.ExitStack() as stack:
         if args.scaling_cluster and on_cluster:
             print(f"starting a Redis Cluster of {cluster.MASTERS} masters ...", flush=True)
-            log_dir = bench.BENCH_DIR / ".venvs"
+            log_dir = BENCH_DIR / ".venvs"
             targets["cluster"] = stack.enter_context(cluster.redis_cluster(log_dir))
             print(f"private cluster at {targets['cluster'][0]}", flush=True)
         total = args.scaling_repeats
@@ -225,13 +225,13 @@ def run(
                 retries = args.retries if in_budget else 0
                 for attempt in range(1 + retries):
                     wait_s = min(args.quiet_wait, QUIET_WAIT_S) if in_budget else 0
-                    if _quiet(wait_s, bench.QUIET_CORES) >= bench.QUIET_CORES:
+                    if _quiet(wait_s, QUIET_CORES) >= QUIET_CORES:
                         retries = attempt  # busy all through the wait: again would not help
                     result = _run_one(
                         args, name, jobs[workload][name], concurrency[workload], workers,
                         base, *targets[target],
                     )  # fmt: skip
-                    calm = result["other_cores"] <= bench.DISTURBED_CORES
+                    calm = result["other_cores"] <= DISTURBED_CORES
                     if calm or "error" in result or attempt >= retries:
                         break
                     retried += 1
@@ -282,19 +282,17 @@ def _run_one(
     clients: list[redis.Redis],
 ) -> dict[str, Any]:
     """One run of ``workers`` processes on a flushed server, with the CPU around it."""
-    from bench import run as bench
-
     _reset(clients)
-    lib = bench.LIBS[name]
+    lib = common.LIBS[name]
     lib = dataclasses.replace(lib, extra_args=(*lib.extra_args, "--workers", str(workers)))
     t0 = time.monotonic()
-    cpu0 = (bench.machine_cpu_s(), bench.children_cpu_s(), _redis_cpu_s(clients))
+    cpu0 = (machine_cpu_s(), children_cpu_s(), _redis_cpu_s(clients))
     # the driver names the workload its scenario; the record keeps "scaling"
-    result = {**bench.run_one(lib, base["workload"], jobs, concurrency, url, args.timeout), **base}
+    result = {**run_one(lib, base["workload"], jobs, concurrency, url, args.timeout), **base}
     took = time.monotonic() - t0
     everything, ours, server = (
-        bench.machine_cpu_s() - cpu0[0],
-        bench.children_cpu_s() - cpu0[1],
+        machine_cpu_s() - cpu0[0],
+        children_cpu_s() - cpu0[1],
         _redis_cpu_s(clients) - cpu0[2],
     )
     result["took_s"] = round(took, 1)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bench.cluster import MASTERS
+from bench.common import DISTURBED_CORES, SUBJECT, cell, num
 
 # the libraries that have a Redis Cluster client (arq and saq do not)
 CLUSTER_LIBS = ("aioworker", "streaq", "taskiq", "taskiq-list")
@@ -67,8 +68,6 @@ def _budget(report: dict[str, Any]) -> str:
 
 def render(report: dict[str, Any]) -> list[str]:
     """The scaling section of RESULTS.md, or a line saying it did not run."""
-    from bench import run as bench
-
     scaling = report.get("scaling")
     if not scaling:
         return [
@@ -84,7 +83,7 @@ def render(report: dict[str, Any]) -> list[str]:
     jobs = scaling["jobs"]
     conc = scaling["concurrency"]
     workers = scaling["workers"]
-    peers = [name for name in scaling["libs"] if name != bench.SUBJECT]
+    peers = [name for name in scaling["libs"] if name != SUBJECT]
     w("## Scaling across worker processes")
     w("")
     w(
@@ -101,8 +100,8 @@ def render(report: dict[str, Any]) -> list[str]:
 
     def counts(workload: str) -> str:
         per_lib = jobs[workload]
-        mine = per_lib.get(bench.SUBJECT)
-        others = sorted({per_lib[name] for name in plan[workload] if name != bench.SUBJECT})
+        mine = per_lib.get(SUBJECT)
+        others = sorted({per_lib[name] for name in plan[workload] if name != SUBJECT})
         if mine is not None and others == [mine]:
             return f"{mine:,} jobs per run for every library"
         text = f"{mine:,} jobs per run for aioworker" if mine is not None else ""
@@ -138,7 +137,7 @@ def render(report: dict[str, Any]) -> list[str]:
     on_cluster = scaling.get("on_cluster", [])
     if on_cluster:
         how = {
-            bench.SUBJECT: "aioworker finds it from the URL and uses the cluster client",
+            SUBJECT: "aioworker finds it from the URL and uses the cluster client",
             "streaq": "streaq is given the nodes (`cluster_nodes`) and a hash-tagged queue "
             "name (`{default}`: without one its enqueue fails with CROSSSLOT)",
             "taskiq": "taskiq runs taskiq-redis's `RedisStreamClusterBroker`",
@@ -171,9 +170,7 @@ def render(report: dict[str, Any]) -> list[str]:
             "of a run's jobs (see `jobs per process`)"
         )
     disturbed = sum(
-        1
-        for r in scaling["runs"]
-        if "error" not in r and r.get("other_cores", 0) > bench.DISTURBED_CORES
+        1 for r in scaling["runs"] if "error" not in r and r.get("other_cores", 0) > DISTURBED_CORES
     )
     w(
         f"- `÷ 1 process` is jobs/s at N processes ÷ jobs/s at 1 (medians; N would be "
@@ -191,14 +188,14 @@ def render(report: dict[str, Any]) -> list[str]:
     w("|---|---|---|---:|" + "---:|" * (len(METRICS) + 2))
     for workload, name, target, n, rs in _rows(scaling):
         ok = [r for r in rs if "error" not in r]
-        cells = [bench.cell(_stats(rs, key), len(ok)) for key, _ in METRICS]
+        cells = [cell(_stats(rs, key), len(ok)) for key, _ in METRICS]
         speedup = _ratio(
             _median(scaling, workload, name, target, n),
             _median(scaling, workload, name, target, workers[0]) if workers[0] == 1 else None,
         )
         each = ok[-1].get("jobs_each", [ok[-1].get("jobs_done")]) if ok else []
         shown = "/".join(f"{x:,}" for x in each if x is not None) or "n/a"
-        label = f"**{name}**" if name == bench.SUBJECT else name
+        label = f"**{name}**" if name == SUBJECT else name
         if len(ok) < len(rs):
             label += f" ({len(rs) - len(ok)} of {len(rs)} runs failed)"
         w(
@@ -223,11 +220,11 @@ def render(report: dict[str, Any]) -> list[str]:
                 for n in workers:
                     single = _median(scaling, workload, name, "single", n)
                     cluster = _median(scaling, workload, name, "cluster", n)
-                    label = f"**{name}**" if name == bench.SUBJECT else name
+                    label = f"**{name}**" if name == SUBJECT else name
                     w(
                         f"| {workload} | {label} | {n} | "
-                        f"{bench._num(single) if single else 'n/a'} | "
-                        f"{bench._num(cluster) if cluster else 'n/a'} | "
+                        f"{num(single) if single else 'n/a'} | "
+                        f"{num(cluster) if cluster else 'n/a'} | "
                         f"{_ratio(cluster, single)} |"
                     )
         w("")
@@ -252,8 +249,6 @@ def render(report: dict[str, Any]) -> list[str]:
 
 def print_table(report: dict[str, Any]) -> None:
     """The scaling figures on the console."""
-    from bench import run as bench
-
     scaling = report.get("scaling")
     if not scaling:
         return
@@ -263,8 +258,8 @@ def print_table(report: dict[str, Any]) -> None:
     print("-" * len(head))
     for workload, name, target, n, rs in _rows(scaling):
         ok = len([r for r in rs if "error" not in r])
-        rate = bench.cell(_stats(rs, "jobs_per_s"), ok)
-        cpu = bench.cell(_stats(rs, "worker_cpu_us_per_job"), ok)
+        rate = cell(_stats(rs, "jobs_per_s"), ok)
+        cpu = cell(_stats(rs, "worker_cpu_us_per_job"), ok)
         first = scaling["workers"][0]
         speedup = _ratio(
             _median(scaling, workload, name, target, n),

@@ -9,28 +9,16 @@ import or configuration error, 3 Redis unreachable.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 
 from ..logs import setup_logging
+from . import batch, bench, cancel, cron, dashboard, dead, enqueue, info, jobs, pause, run
 
 __all__ = ("main",)
 
 #: Modules of this package that add commands, in the order they appear in --help.
-COMMANDS = (
-    "run",
-    "bench",
-    "info",
-    "jobs",
-    "enqueue",
-    "cancel",
-    "pause",
-    "dead",
-    "cron",
-    "batch",
-    "dashboard",
-)
+COMMANDS = (run, bench, info, jobs, enqueue, cancel, pause, dead, cron, batch, dashboard)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -40,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="aioworker", description="asyncio worker runtime on Redis"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+    for command in COMMANDS:
+        command.register(sub)
     return parser
 
 

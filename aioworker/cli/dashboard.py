@@ -44,6 +44,8 @@ def register(sub: Any) -> None:
 
 async def _serve(args: argparse.Namespace) -> int:
     require_dashboard_deps(server=True)
+    # imported here, not at the top: uvicorn is an optional dependency (the dashboard
+    # extra), and every other command must work without it
     import uvicorn
 
     worker = load_worker(args)
