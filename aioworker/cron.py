@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .cronexpr import CronExpr
 from .errors import ConfigError, UnknownScheduleError
@@ -39,9 +39,10 @@ from .task import Task
 from .timeunits import Seconds, ms_to_datetime, to_ms
 
 if TYPE_CHECKING:
+    from .client import Client
     from .context import JobContext
-    from .extensions import RunContext
-    from .worker import Worker
+    from .extensions import RunContext, Service
+    from .settings import Settings
 
 __all__ = (
     "CronTick",
@@ -219,14 +220,36 @@ def _zone(tz: str | tzinfo | None) -> tzinfo:
 Fn = Callable[..., Awaitable[Any]]
 
 
+class CronHost(Protocol):
+    """What the scheduler needs of its worker: the client and settings, a way to register
+    a function as a task, and one to add the leader's background service."""
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        retries: int | None = None,
+        timeout: Seconds | None = None,
+    ) -> Callable[[Fn], Task[Any, Any]]: ...
+
+    def service(self, fn: Service) -> Service: ...
+
+
 class Scheduler:
     """The periodic schedules of one :class:`Worker`, and their controls.
 
     Reach it as ``worker.scheduler``; register schedules with ``@worker.cron(...)``.
     """
 
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(self, host: CronHost) -> None:
+        self.host = host
         self.schedules: dict[str, Schedule] = {}
         self.leadership = LEADERSHIP
         self._service_added = False
@@ -272,7 +295,7 @@ class Scheduler:
         else:
             if not inspect.iscoroutinefunction(fn):
                 raise ConfigError(f"periodic job {fn!r} must be an async def function")
-            task = self.worker.task(
+            task = self.host.task(
                 name=name, queue=queue or "default", retries=retries, timeout=timeout
             )(fn)
         sched_name = validate_name("schedule", name or task.name)
@@ -296,14 +319,14 @@ class Scheduler:
             grace_ms=to_ms(grace),
             args=tuple(args),
             kwargs=kw,
-            payload=encode_spec(spec, self.worker.max_payload_bytes),
+            payload=encode_spec(spec, self.host.settings.max_payload_bytes),
         )
         if parsed is not None and schedule.next_after_ms(_now_ms()) is None:
             raise ConfigError(f"cron expression {parsed.text!r} never fires")
         self.schedules[sched_name] = schedule
         if not self._service_added:
             self._service_added = True
-            self.worker.service(self._service)
+            self.host.service(self._service)
         return task
 
     def get(self, name: str) -> Schedule:
@@ -318,10 +341,10 @@ class Scheduler:
             raise UnknownScheduleError(f"no schedule named {name!r} (known: {known})") from None
 
     def _keys(self, s: Schedule) -> QueueKeys:
-        return self.worker.client.keys(s.queue)
+        return self.host.client.keys(s.queue)
 
     async def _state(self, s: Schedule, op: str) -> StateReply:
-        broker = self.worker.client.broker
+        broker = self.host.client.broker
         await broker.connect()
         return await cron_state(broker.scripts, self._keys(s), s.name, op)
 
@@ -381,7 +404,7 @@ class Scheduler:
         st = await self._state(s, "get")
         job_id = f"{s.job_id(st.now_ms)}:now-{uuid.uuid4().hex[:8]}"
         spec = JobSpec(task=s.task.name, queue=s.queue, args=s.args, kwargs=s.kwargs, job_id=job_id)
-        (handle,) = await self.worker.client.enqueue([spec])
+        (handle,) = await self.host.client.enqueue([spec])
         return handle
 
     # -- the leader's service ----------------------------------------------------------
@@ -393,7 +416,8 @@ class Scheduler:
         async def lead(leadership: Any) -> None:
             await Ticker(self, leadership).run()
 
-        await run_singleton(self.worker, self.leadership, lead, ttl=self.worker.lease_timeout_s)
+        ttl = self.host.settings.lease_timeout_s
+        await run_singleton(self.host, self.leadership, lead, ttl=ttl)
 
 
 def _now_ms() -> int:

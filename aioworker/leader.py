@@ -40,7 +40,7 @@ from .scripts import Scripts
 from .supervisor import restarting
 
 if TYPE_CHECKING:
-    from .worker import Worker
+    from .host import Host
 
 __all__ = ("Leadership", "leader_acquire", "leader_release", "leader_renew", "run_singleton")
 
@@ -265,7 +265,7 @@ class Leadership:
 Body = Callable[[Leadership], Awaitable[None]]
 
 
-async def run_singleton(worker: Worker, name: str, fn: Body, *, ttl: float) -> None:
+async def run_singleton(host: Host, name: str, fn: Body, *, ttl: float) -> None:
     """Run ``fn(leadership)`` on whichever process leads ``name``, for ever.
 
     Followers wait to be elected; a leader that loses its lease has ``fn`` cancelled and
@@ -273,9 +273,10 @@ async def run_singleton(worker: Worker, name: str, fn: Body, *, ttl: float) -> N
     second later (still as the leader if the lease holds); if it returns, the process
     steps down and this ends.
     """
-    broker = worker.client.broker
+    broker = host.client.broker
+    prefix = host.settings.prefix
     while True:
-        lead = Leadership(broker, worker.prefix, name, ttl=ttl)
+        lead = Leadership(broker, prefix, name, ttl=ttl)
         try:
             async with lead:
                 await fn(lead)

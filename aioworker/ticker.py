@@ -62,7 +62,7 @@ class Ticker:
     def __init__(self, scheduler: Scheduler, leadership: Leadership) -> None:
         self.scheduler = scheduler
         self.leadership = leadership
-        self.scripts = scheduler.worker.client.broker.scripts
+        self.scripts = scheduler.host.client.broker.scripts
         self.tracks = [_Track(s) for s in scheduler.schedules.values()]
         self._down = False
 
