@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Any
 from .arity import pieces
 from .cancellation import cancel
 from .errors import UnknownTaskError
-from .inspect import Inspector
+from .inspect import InspectHost, Inspector
 from .keys import QueueKeys, validate_name
 
 if TYPE_CHECKING:
     from .handle import JobHandle
     from .scripts import Scripts
-    from .worker import Worker
 
 __all__ = ("Admin", "CancelResult", "pause", "purge")
 
@@ -73,7 +72,7 @@ class Admin:
     :param worker: the app's :class:`~aioworker.Worker` (its settings and connection).
     """
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: InspectHost) -> None:
         self.worker = worker
         self.client = worker.client
         self.scripts = self.client.broker.scripts
@@ -96,7 +95,7 @@ class Admin:
         """Cancel one job (see :mod:`aioworker.cancellation`)."""
         await self.client.broker.connect()
         outcome, where = await cancel(
-            self.scripts, self.keys(queue), job_id, self.worker.result_ttl_ms
+            self.scripts, self.keys(queue), job_id, self.worker.settings.result_ttl_ms
         )
         return CancelResult(job_id, queue, outcome, where)
 

@@ -20,7 +20,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .batch_scripts import BatchEvent, BatchScripts
 from .batches import DEFAULT_TTL, Batch, BatchProgress, apply_events, outcome_of
@@ -32,10 +32,10 @@ from .timeunits import Seconds
 
 if TYPE_CHECKING:
     from .client import Client
-    from .extensions import RunContext
-    from .worker import Worker
+    from .extensions import Gate, Observer, RunContext, Service
+    from .settings import Settings
 
-__all__ = ("Batches",)
+__all__ = ("BatchHost", "Batches")
 
 log = logging.getLogger("aioworker.batches")
 
@@ -114,22 +114,37 @@ class _Wake:
             self._batches.kick()
 
 
+class BatchHost(Protocol):
+    """What batch support needs of its worker: the client, and the lists of gates,
+    observers and services it adds its own to."""
+
+    gates: list[Gate]
+    observers: list[Observer]
+    services: list[Service]
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+
 class Batches:
     """Batch support of one :class:`~aioworker.worker.Worker` (``worker.batches``).
 
     Registers a gate, an observer and the outbox drain service on the worker.
     """
 
-    def __init__(self, worker: Worker) -> None:
-        self._worker = worker
+    def __init__(self, host: BatchHost) -> None:
+        self._host = host
         self._kick: asyncio.Event | None = None
-        worker.gates.append(_SkipCancelled(self))
-        worker.observers.append(_Wake(self))
-        worker.services.append(self.drain)
+        host.gates.append(_SkipCancelled(self))
+        host.observers.append(_Wake(self))
+        host.services.append(self.drain)
 
     @property
     def client(self) -> Client:
-        return self._worker.client
+        return self._host.client
 
     def new(
         self,

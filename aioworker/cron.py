@@ -23,128 +23,45 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Protocol
 
+from .cron_schedule import Missed, Schedule
+from .cron_scripts import StateReply, cron_state
 from .cronexpr import CronExpr
 from .errors import ConfigError, UnknownScheduleError
 from .handle import JobHandle
 from .job import JobSpec
 from .keys import QueueKeys, validate_name
+from .leader import run_singleton
 from .payload import encode_spec
-from .reply import text
 from .scripts import Scripts
 from .task import Task
+from .ticker import Ticker
 from .timeunits import Seconds, ms_to_datetime, to_ms
 
 if TYPE_CHECKING:
+    from .client import Client
     from .context import JobContext
-    from .extensions import RunContext
-    from .worker import Worker
+    from .extensions import RunContext, Service
+    from .settings import Settings
 
 __all__ = (
+    "CronHost",
     "CronTick",
     "Missed",
     "Schedule",
     "ScheduleInfo",
     "Scheduler",
-    "TickReply",
-    "cron_state",
-    "cron_tick",
     "tick_of",
 )
-
-Missed = Literal["skip", "catch_up"]
 
 #: The leadership whose holder enqueues the ticks of all schedules of a prefix.
 LEADERSHIP = "cron"
 
 
-# -- script wrappers -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TickReply:
-    """Reply of ``lua/cron_tick.lua`` (see its header for the codes)."""
-
-    code: int
-    now_ms: int
-    marker_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class StateReply:
-    """Reply of ``lua/cron_state.lua``: -1 / '' where a value is absent."""
-
-    now_ms: int
-    marker_ms: int
-    paused_ms: int
-    job_id: str
-
-
-async def cron_tick(
-    scripts: Scripts,
-    k: QueueKeys,
-    name: str,
-    tick_ms: int,
-    marker_ms: int,
-    job_id: str,
-    payload: bytes,
-) -> TickReply:
-    """``lua/cron_tick.lua``: enqueue (or skip, with ``job_id=""``) one tick."""
-    keys = [k.cron(name), k.ready, k.jobs, k.wake, k.result(job_id or "-")]
-    code, now, marker = await scripts.run("cron_tick", keys, [tick_ms, marker_ms, job_id, payload])
-    return TickReply(int(code), int(now), int(marker))
-
-
-async def cron_state(scripts: Scripts, k: QueueKeys, name: str, op: str) -> StateReply:
-    """``lua/cron_state.lua``: ``get``, ``init``, ``pause`` or ``resume`` one schedule."""
-    now, marker, paused, job = await scripts.run("cron_state", [k.cron(name)], [op])
-    job_id = text(job)
-    return StateReply(int(now), int(marker), int(paused), job_id)
-
-
 # -- schedules -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """One registered periodic job (build with ``@worker.cron``)."""
-
-    name: str
-    task: Task[Any, Any]
-    queue: str
-    expr: CronExpr | None
-    every_ms: int | None
-    tz: tzinfo
-    missed: Missed
-    grace_ms: int
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    payload: bytes = b""
-
-    @property
-    def spec(self) -> str:
-        """The schedule as written: the cron expression, or ``every N s``."""
-        if self.expr is not None:
-            return self.expr.text
-        return f"every {(self.every_ms or 0) / 1000:g} s"
-
-    @property
-    def tz_name(self) -> str:
-        return str(getattr(self.tz, "key", None) or self.tz)
-
-    def next_after_ms(self, ms: int) -> int | None:
-        """The first tick strictly after ``ms`` (epoch ms), or None if there is none."""
-        if self.every_ms is not None:
-            return (ms // self.every_ms + 1) * self.every_ms
-        assert self.expr is not None
-        nxt = self.expr.next_after(ms // 1000, self.tz)
-        return None if nxt is None else nxt * 1000
-
-    def job_id(self, tick_ms: int) -> str:
-        return f"cron:{self.name}:{tick_ms}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,14 +136,36 @@ def _zone(tz: str | tzinfo | None) -> tzinfo:
 Fn = Callable[..., Awaitable[Any]]
 
 
+class CronHost(Protocol):
+    """What the scheduler needs of its worker: the client and settings, a way to register
+    a function as a task, and one to add the leader's background service."""
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        retries: int | None = None,
+        timeout: Seconds | None = None,
+    ) -> Callable[[Fn], Task[Any, Any]]: ...
+
+    def service(self, fn: Service) -> Service: ...
+
+
 class Scheduler:
     """The periodic schedules of one :class:`Worker`, and their controls.
 
     Reach it as ``worker.scheduler``; register schedules with ``@worker.cron(...)``.
     """
 
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(self, host: CronHost) -> None:
+        self.host = host
         self.schedules: dict[str, Schedule] = {}
         self.leadership = LEADERSHIP
         self._service_added = False
@@ -272,7 +211,7 @@ class Scheduler:
         else:
             if not inspect.iscoroutinefunction(fn):
                 raise ConfigError(f"periodic job {fn!r} must be an async def function")
-            task = self.worker.task(
+            task = self.host.task(
                 name=name, queue=queue or "default", retries=retries, timeout=timeout
             )(fn)
         sched_name = validate_name("schedule", name or task.name)
@@ -296,14 +235,14 @@ class Scheduler:
             grace_ms=to_ms(grace),
             args=tuple(args),
             kwargs=kw,
-            payload=encode_spec(spec, self.worker.max_payload_bytes),
+            payload=encode_spec(spec, self.host.settings.max_payload_bytes),
         )
         if parsed is not None and schedule.next_after_ms(_now_ms()) is None:
             raise ConfigError(f"cron expression {parsed.text!r} never fires")
         self.schedules[sched_name] = schedule
         if not self._service_added:
             self._service_added = True
-            self.worker.service(self._service)
+            self.host.service(self._service)
         return task
 
     def get(self, name: str) -> Schedule:
@@ -317,13 +256,17 @@ class Scheduler:
             known = ", ".join(sorted(self.schedules)) or "none"
             raise UnknownScheduleError(f"no schedule named {name!r} (known: {known})") from None
 
-    def _keys(self, s: Schedule) -> QueueKeys:
-        return self.worker.client.keys(s.queue)
+    @property
+    def scripts(self) -> Scripts:
+        """The scripts the schedules' state is read and written with."""
+        return self.host.client.broker.scripts
+
+    def keys(self, s: Schedule) -> QueueKeys:
+        """The keys of the queue a schedule enqueues to (its marker lives there too)."""
+        return self.host.client.keys(s.queue)
 
     async def _state(self, s: Schedule, op: str) -> StateReply:
-        broker = self.worker.client.broker
-        await broker.connect()
-        return await cron_state(broker.scripts, self._keys(s), s.name, op)
+        return await cron_state(self.scripts, self.keys(s), s.name, op)
 
     def _info(self, s: Schedule, st: StateReply) -> ScheduleInfo:
         paused = st.paused_ms >= 0
@@ -381,19 +324,17 @@ class Scheduler:
         st = await self._state(s, "get")
         job_id = f"{s.job_id(st.now_ms)}:now-{uuid.uuid4().hex[:8]}"
         spec = JobSpec(task=s.task.name, queue=s.queue, args=s.args, kwargs=s.kwargs, job_id=job_id)
-        (handle,) = await self.worker.client.enqueue([spec])
+        (handle,) = await self.host.client.enqueue([spec])
         return handle
 
     # -- the leader's service ----------------------------------------------------------
 
     async def _service(self, run: RunContext) -> None:
-        from .leader import run_singleton
-        from .ticker import Ticker
-
         async def lead(leadership: Any) -> None:
             await Ticker(self, leadership).run()
 
-        await run_singleton(self.worker, self.leadership, lead, ttl=self.worker.lease_timeout_s)
+        ttl = self.host.settings.lease_timeout_s
+        await run_singleton(self.host, self.leadership, lead, ttl=ttl)
 
 
 def _now_ms() -> int:

@@ -40,7 +40,7 @@ from .reply import texts
 from .timeunits import Seconds
 
 if TYPE_CHECKING:
-    from .worker import Worker
+    from .host import Host
 
 __all__ = ("GroupKey", "GroupProgress", "GroupRateLimit", "Groups", "resolve_group")
 
@@ -105,19 +105,19 @@ class GroupProgress:
 class Groups:
     """Caps and progress of the fair-share groups of one queue.
 
-    :param worker: the worker (its Redis and prefix).
+    :param host: the worker (its Redis and prefix).
     :param queue: the queue.
     """
 
-    def __init__(self, worker: Worker, queue: str = "default") -> None:
-        self._worker = worker
+    def __init__(self, host: Host, queue: str = "default") -> None:
+        self._host = host
         self.queue = queue
 
     def __repr__(self) -> str:
         return f"<Groups of queue {self.queue}>"
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        client = self._worker.client
+        client = self._host.client
         await client.broker.connect()
         return await client.broker.scripts.run(name, keys, args)
 
@@ -131,12 +131,12 @@ class Groups:
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             raise ConfigError(f"group concurrency must be at least 1, got {limit!r}")
         field = "cap" if group is None else f"c:{check_group(group)}"
-        k = self._worker.client.keys(self.queue)
+        k = self._host.client.keys(self.queue)
         await self._run("group_cap", [k.groups, k.wake], [field, limit or 0])
 
     async def get_concurrency(self, group: str | None = None) -> int | None:
         """The cap of a group (its own, else the queue's), or of every group (None: no cap)."""
-        k = self._worker.client.keys(self.queue)
+        k = self._host.client.keys(self.queue)
         names = [] if group is None else [check_group(group)]
         reply = await self._run("group_stats", [k.groups], names)
         cap = int(reply[0])
@@ -152,7 +152,7 @@ class Groups:
     async def progress_many(self, groups: Sequence[str]) -> dict[str, GroupProgress]:
         """The counts of several groups, read atomically (per call of up to about 4,000
         groups: more are read in several calls)."""
-        k = self._worker.client.keys(self.queue)
+        k = self._host.client.keys(self.queue)
         names = [check_group(g) for g in groups]
         rows: list[Any] = []
         for piece in pieces(names, 1, 1):  # the groups hash; one name each
@@ -168,7 +168,7 @@ class Groups:
 
     async def all(self) -> dict[str, GroupProgress]:
         """The counts of every group the queue has counts for."""
-        k = self._worker.client.keys(self.queue)
+        k = self._host.client.keys(self.queue)
         names: list[str] = []
         cursor: bytes | str | int = 0
         while True:
@@ -183,7 +183,7 @@ class Groups:
 
         A group with nothing left waiting or running is forgotten altogether.
         """
-        k = self._worker.client.keys(self.queue)
+        k = self._host.client.keys(self.queue)
         await self._run("group_reset", [k.groups], [check_group(group)])
 
 

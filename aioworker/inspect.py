@@ -19,9 +19,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .context import decode_state
 from .errors import ConfigError
@@ -46,12 +46,15 @@ from .skipped import SkippedQueue, skipping
 from .timeunits import ms_to_datetime
 
 if TYPE_CHECKING:
+    from .client import Client
     from .limit_info import LimiterInfo
     from .scripts import Scripts
-    from .worker import Worker
+    from .settings import Settings
+    from .task import Task
 
 __all__ = (
     "STATES",
+    "InspectHost",
     "Inspector",
     "JobDetail",
     "JobPage",
@@ -166,6 +169,20 @@ def _summary(queue: str, state: State, row: list[Any], cut: int) -> JobSummary:
 # -- the inspector --------------------------------------------------------------------
 
 
+class InspectHost(Protocol):
+    """What the inspector reads of an app: its client, settings (prefix, queues) and
+    registered tasks (a :class:`~aioworker.Worker` is one)."""
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def tasks(self) -> Mapping[str, Task[Any, Any]]: ...
+
+
 class Inspector:
     """Read-only queries for one app (its Redis, prefix and queues).
 
@@ -173,11 +190,11 @@ class Inspector:
         connection are used; nothing runs).
     """
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: InspectHost) -> None:
         self.worker = worker
         self.client = worker.client
         self.scripts = self.client.broker.scripts
-        self.registry = RegistryKeys(worker.prefix)
+        self.registry = RegistryKeys(worker.settings.prefix)
 
     def keys(self, queue: str) -> QueueKeys:
         return self.client.keys(validate_name("queue", queue))
@@ -191,7 +208,7 @@ class Inspector:
         registered: list[str] = []
         with skipping(self.registry.queues, skipped):
             registered = await queues(self.scripts, self.registry)
-        names = set(self.worker.queues)
+        names = set(self.worker.settings.queues)
         names.update(t.queue for t in self.worker.tasks.values())
         for name in registered:
             try:

@@ -34,38 +34,20 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from .broker import TRANSIENT_ERRORS, Broker
+from .cron_scripts import leader_acquire, leader_release, leader_renew
 from .errors import ConfigError, LeadershipLost
 from .keys import LeaderKeys, validate_name
-from .scripts import Scripts
 from .supervisor import restarting
 
 if TYPE_CHECKING:
-    from .worker import Worker
+    from .host import Host
 
-__all__ = ("Leadership", "leader_acquire", "leader_release", "leader_renew", "run_singleton")
+__all__ = ("Leadership", "run_singleton")
 
 log = logging.getLogger("aioworker.leader")
 
 _OWNER = f"{socket.gethostname()}:{os.getpid()}"
 _RETRYABLE: tuple[type[BaseException], ...] = (TimeoutError, *TRANSIENT_ERRORS)
-
-
-async def leader_acquire(
-    scripts: Scripts, k: LeaderKeys, token: str, ttl_ms: int
-) -> tuple[bool, int, int]:
-    """``lua/leader_acquire.lua``: returns (held, term, ms left on the lease)."""
-    held, term, left = await scripts.run("leader_acquire", [k.lease, k.term], [token, ttl_ms])
-    return bool(int(held)), int(term), int(left)
-
-
-async def leader_renew(scripts: Scripts, k: LeaderKeys, token: str, ttl_ms: int) -> bool:
-    """``lua/leader_renew.lua``: True if the token still held the lease and renewed it."""
-    return bool(int(await scripts.run("leader_renew", [k.lease], [token, ttl_ms])))
-
-
-async def leader_release(scripts: Scripts, k: LeaderKeys, token: str) -> bool:
-    """``lua/leader_release.lua``: True if the token held the lease and deleted it."""
-    return bool(int(await scripts.run("leader_release", [k.lease], [token])))
 
 
 class Leadership:
@@ -265,7 +247,7 @@ class Leadership:
 Body = Callable[[Leadership], Awaitable[None]]
 
 
-async def run_singleton(worker: Worker, name: str, fn: Body, *, ttl: float) -> None:
+async def run_singleton(host: Host, name: str, fn: Body, *, ttl: float) -> None:
     """Run ``fn(leadership)`` on whichever process leads ``name``, for ever.
 
     Followers wait to be elected; a leader that loses its lease has ``fn`` cancelled and
@@ -273,9 +255,10 @@ async def run_singleton(worker: Worker, name: str, fn: Body, *, ttl: float) -> N
     second later (still as the leader if the lease holds); if it returns, the process
     steps down and this ends.
     """
-    broker = worker.client.broker
+    broker = host.client.broker
+    prefix = host.settings.prefix
     while True:
-        lead = Leadership(broker, worker.prefix, name, ttl=ttl)
+        lead = Leadership(broker, prefix, name, ttl=ttl)
         try:
             async with lead:
                 await fn(lead)

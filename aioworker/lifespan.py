@@ -15,16 +15,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .worker import Worker
+from typing import Any
 
 __all__ = ("lifespan",)
 
 
 def lifespan(
-    worker: Worker,
+    worker: AbstractAsyncContextManager[object],
     inner: Callable[[Any], AbstractAsyncContextManager[None]] | None = None,
 ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
     """A lifespan that connects ``worker``'s producer at start-up and closes it at the end.

@@ -10,28 +10,22 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from .broker import TRANSIENT_ERRORS, Broker
 from .errors import ConfigError
+from .host import Host
 from .keys import validate_name
 from .supervisor import restarting
-
-if TYPE_CHECKING:
-    from .client import Client
 
 __all__ = ("Admission", "Backend", "Renewable", "Renewer", "Source", "WorkerLike", "new_id")
 
 log = logging.getLogger("aioworker.limits")
 
 
-class WorkerLike(Protocol):
-    """What a limiter needs of a :class:`~aioworker.worker.Worker`."""
-
-    prefix: str
-
-    @property
-    def client(self) -> Client: ...
+#: What a limiter needs of a :class:`~aioworker.worker.Worker`: its client (read on first
+#: use) and its settings' prefix.
+WorkerLike = Host
 
 
 Source = WorkerLike | Broker | str
@@ -77,9 +71,10 @@ class Backend:
             self.prefix = validate_name("prefix", prefix or "aioworker")
         else:
             self._worker = on
-            if prefix is not None and prefix != on.prefix:
+            own = on.settings.prefix
+            if prefix is not None and prefix != own:
                 raise ConfigError("a limiter built on a Worker uses the worker's prefix")
-            self.prefix = on.prefix
+            self.prefix = own
 
     @property
     def broker(self) -> Broker:

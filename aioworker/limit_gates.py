@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from .arity import pieces
@@ -40,7 +40,7 @@ from .limits import FORGET_MS, Concurrent, Limiter
 from .timeunits import Seconds, to_ms
 
 if TYPE_CHECKING:
-    from .worker import Worker
+    from .host import Host
 
 __all__ = ("KeyFn", "LimitGate", "QueueCapGate", "task_gates")
 
@@ -162,12 +162,14 @@ class LimitGate:
 class QueueCapGate(LimitGate):
     """A cap on the running jobs of each listed queue across all workers.
 
-    :param worker: the worker whose ``global_concurrency`` maps queues to caps.
+    :param host: the worker whose Redis holds the holds (and whose lease they take).
+    :param caps: queue -> most of its jobs running at once.
     """
 
-    def __init__(self, worker: Worker, caps: dict[str, int]) -> None:
+    def __init__(self, host: Host, caps: Mapping[str, int]) -> None:
+        lease_s = host.settings.lease_timeout_s
         self._caps = {
-            queue: Concurrent(f"queue:{queue}", n, lease=worker.lease_timeout_s, on=worker)
+            queue: Concurrent(f"queue:{queue}", n, lease=lease_s, on=host)
             for queue, n in caps.items()
         }
         first = next(iter(self._caps.values()))
@@ -178,7 +180,7 @@ class QueueCapGate(LimitGate):
 
 
 def task_gates(
-    worker: Worker,
+    host: Host,
     task_name: str,
     *,
     rate_limit: Limiter | None,
@@ -190,14 +192,15 @@ def task_gates(
 
     :raises ConfigError: for options that do not fit together.
     """
+    settings = host.settings
     gates: list[Gate] = []
-    if worker.global_concurrency:
-        gates.append(QueueCapGate(worker, worker.global_concurrency))
+    if settings.global_concurrency:
+        gates.append(QueueCapGate(host, settings.global_concurrency))
     if global_concurrency is not None:
         if not isinstance(global_concurrency, int) or global_concurrency < 1:
             raise ConfigError(f"task {task_name!r}: global_concurrency must be at least 1")
         cap = Concurrent(
-            f"task:{task_name}", global_concurrency, lease=worker.lease_timeout_s, on=worker
+            f"task:{task_name}", global_concurrency, lease=settings.lease_timeout_s, on=host
         )
         gates.append(LimitGate(cap))
     if rate_limit is None:
@@ -206,6 +209,6 @@ def task_gates(
         return gates
     if not isinstance(rate_limit, Limiter):
         raise ConfigError(f"task {task_name!r}: rate_limit must be a limiter, got {rate_limit!r}")
-    limiter: Limiter = rate_limit if rate_limit.bound else rate_limit.bind(worker)
+    limiter: Limiter = rate_limit if rate_limit.bound else rate_limit.bind(host)
     gates.append(LimitGate(limiter, key=rate_key, max_wait=rate_max_wait))
     return gates

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from .limits import Bucket, Concurrent, Limiter, Window
 
 if TYPE_CHECKING:
-    from .worker import Worker
+    from .task import TaskRegistry
 
 __all__ = ("LimiterInfo", "app_limiters", "limit_peek", "limiters")
 
@@ -57,10 +57,10 @@ async def limit_peek(limiter: Limiter) -> tuple[int, int, int, int]:
     return held, waiting, in_window, in_bucket
 
 
-def app_limiters(worker: Worker) -> list[tuple[Limiter, bool, list[str]]]:
+def app_limiters(app: TaskRegistry) -> list[tuple[Limiter, bool, list[str]]]:
     """``(limiter, keyed, task names)`` for every limiter name on the app's task gates."""
     found: dict[str, tuple[Limiter, bool, list[str]]] = {}
-    for task_name, task in sorted(worker.tasks.items()):
+    for task_name, task in sorted(app.tasks.items()):
         for gate in task.gates:
             limiter = getattr(gate, "limiter", None)
             if not isinstance(limiter, Limiter):
@@ -75,10 +75,10 @@ def app_limiters(worker: Worker) -> list[tuple[Limiter, bool, list[str]]]:
     return [found[name] for name in sorted(found)]
 
 
-async def limiters(worker: Worker) -> list[LimiterInfo]:
+async def limiters(app: TaskRegistry) -> list[LimiterInfo]:
     """Every limiter on the app's tasks, by name, with its state when it can be read."""
     out: list[LimiterInfo] = []
-    for limiter, keyed, tasks in app_limiters(worker):
+    for limiter, keyed, tasks in app_limiters(app):
         per_ms = getattr(limiter, "per_ms", None)
         in_use: int | None = None
         waiting: int | None = None

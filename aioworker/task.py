@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Concatenate, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 from .backoff import Backoff
 from .bounds import check_at, check_job_id, check_retries, check_seconds
@@ -19,15 +19,29 @@ from .timeunits import Seconds, to_ms
 from .unique import UniquePolicy, as_policy, resolve
 
 if TYPE_CHECKING:
+    from .client import Client
     from .context import JobContext
     from .extensions import Gate
     from .handle import JobHandle
-    from .worker import Worker
 
-__all__ = ("EnqueueOptions", "Task")
+__all__ = ("EnqueueOptions", "Task", "TaskOwner", "TaskRegistry")
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class TaskOwner(Protocol):
+    """What a task reaches of the worker it is registered on: the client it enqueues with."""
+
+    @property
+    def client(self) -> Client: ...
+
+
+class TaskRegistry(Protocol):
+    """An app's registered tasks by name (a :class:`~aioworker.worker.Worker` is one)."""
+
+    @property
+    def tasks(self) -> Mapping[str, Task[Any, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +70,7 @@ class Task(Generic[P, R]):
 
     def __init__(
         self,
-        worker: Worker,
+        worker: TaskOwner,
         fn: Callable[Concatenate[JobContext, P], Awaitable[R]],
         *,
         name: str,

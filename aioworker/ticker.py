@@ -12,19 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .broker import TRANSIENT_ERRORS
-from .cron import Schedule, TickReply, cron_state, cron_tick
+from .cron_schedule import Schedule
+from .cron_scripts import TickReply, cron_state, cron_tick
 from .timeunits import ms_to_datetime
 
 if TYPE_CHECKING:
-    from .cron import Scheduler
+    from .keys import QueueKeys
     from .leader import Leadership
+    from .scripts import Scripts
 
-__all__ = ("Ticker",)
+__all__ = ("TickSource", "Ticker")
 
 log = logging.getLogger("aioworker.cron")
 
@@ -52,6 +54,18 @@ class _Track:
         return self.now_ms + int((time.monotonic() - self.at) * 1000)
 
 
+class TickSource(Protocol):
+    """What the leader's loop reads of the scheduler (:class:`aioworker.cron.Scheduler`)."""
+
+    @property
+    def schedules(self) -> Mapping[str, Schedule]: ...
+
+    @property
+    def scripts(self) -> Scripts: ...
+
+    def keys(self, s: Schedule) -> QueueKeys: ...
+
+
 class Ticker:
     """One leadership term of the scheduler: enqueues ticks until cancelled.
 
@@ -59,10 +73,10 @@ class Ticker:
     :param leadership: the held leadership (for its term in log lines).
     """
 
-    def __init__(self, scheduler: Scheduler, leadership: Leadership) -> None:
+    def __init__(self, scheduler: TickSource, leadership: Leadership) -> None:
         self.scheduler = scheduler
         self.leadership = leadership
-        self.scripts = scheduler.worker.client.broker.scripts
+        self.scripts = scheduler.scripts
         self.tracks = [_Track(s) for s in scheduler.schedules.values()]
         self._down = False
 
@@ -109,7 +123,7 @@ class Ticker:
 
     async def _sync(self, track: _Track, op: str) -> None:
         s = track.schedule
-        st = await cron_state(self.scripts, self.scheduler._keys(s), s.name, op)
+        st = await cron_state(self.scripts, self.scheduler.keys(s), s.name, op)
         track.clock(st.now_ms)
         track.marker_ms = st.marker_ms
         await self._advance(track)
@@ -118,7 +132,7 @@ class Ticker:
         s = track.schedule
         job_id = s.job_id(tick_ms) if enqueue else ""
         reply = await cron_tick(
-            self.scripts, self.scheduler._keys(s), s.name, tick_ms, marker_ms, job_id, s.payload
+            self.scripts, self.scheduler.keys(s), s.name, tick_ms, marker_ms, job_id, s.payload
         )
         track.clock(reply.now_ms)
         track.marker_ms = reply.marker_ms

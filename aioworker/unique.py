@@ -54,7 +54,7 @@ from .job import JobRecord
 from .timeunits import Seconds, to_ms
 
 if TYPE_CHECKING:
-    from .worker import Worker
+    from .host import Host
 
 __all__ = (
     "Debounce",
@@ -286,14 +286,14 @@ class RunningLock:
     binds only while its holder has a live lease, so a crashed worker's lock is free as
     soon as its lease lapses; its TTL cleans it up.
 
-    :param worker: the worker whose Redis holds the locks.
+    :param host: the worker whose Redis holds the locks.
     """
 
     #: Longest deferral while the key is held: how soon a waiting job looks again.
     MAX_DEFER_S = 1.0
 
-    def __init__(self, worker: Worker) -> None:
-        self._worker = worker
+    def __init__(self, host: Host) -> None:
+        self._host = host
 
     def __repr__(self) -> str:
         return "<RunningLock>"
@@ -304,8 +304,8 @@ class RunningLock:
         if held is None:
             return None
         key, ttl_ms = str(held[0]), int(held[1])
-        k = self._worker.client.keys(job.queue)
-        scripts = self._worker.client.broker.scripts
+        k = self._host.client.keys(job.queue)
+        scripts = self._host.client.broker.scripts
         keys = [k.unique_run(key), k.active]
         wait_ms = int(await scripts.run("unique_run", keys, [job.id, ttl_ms]))
         if wait_ms == 0:
@@ -318,6 +318,6 @@ class RunningLock:
         held = job.payload.get("w")
         if held is None:
             return
-        k = self._worker.client.keys(job.queue)
-        scripts = self._worker.client.broker.scripts
+        k = self._host.client.keys(job.queue)
+        scripts = self._host.client.broker.scripts
         await scripts.run("unique_run_release", [k.unique_run(str(held[0]))], [job.id])

@@ -13,7 +13,7 @@ from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 from .context import JobContext
-from .cron import Missed, Scheduler
+from .cron import CronHost, Missed, Scheduler
 from .leader import Body, Leadership, run_singleton
 from .task import Task
 from .timeunits import Seconds, to_seconds
@@ -21,7 +21,7 @@ from .timeunits import Seconds, to_seconds
 if TYPE_CHECKING:
     from .client import Client
     from .extensions import RunContext, Service
-    from .worker import Worker
+    from .settings import Settings
 
 __all__ = ("PeriodicJobs",)
 
@@ -40,16 +40,19 @@ class PeriodicJobs:
         @property
         def client(self) -> Client: ...
 
+        @property
+        def settings(self) -> Settings: ...
+
         def service(self, fn: Service) -> Service: ...
 
-    def _worker(self) -> Worker:
-        return cast("Worker", self)  # the only class that mixes this in
+    def _host(self) -> CronHost:
+        return cast("CronHost", self)  # mixed into the Worker, which registers tasks
 
     @property
     def scheduler(self) -> Scheduler:
         """The periodic schedules: ``list()``, ``pause()``, ``resume()``, ``run_now()``."""
         if self._scheduler is None:
-            self._scheduler = Scheduler(self._worker())
+            self._scheduler = Scheduler(self._host())
         return self._scheduler
 
     def cron(
@@ -127,7 +130,7 @@ class PeriodicJobs:
 
         def register(fn: Body) -> Body:
             async def service(run: RunContext) -> None:
-                await run_singleton(self._worker(), name, fn, ttl=to_seconds(ttl))
+                await run_singleton(self, name, fn, ttl=to_seconds(ttl))
 
             self.service(service)
             return fn

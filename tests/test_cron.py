@@ -22,7 +22,7 @@ from aioworker import (
     Worker,
     tick_of,
 )
-from aioworker.cron import Missed
+from aioworker.cron import CronHost, Missed
 from aioworker.keys import QueueKeys
 from aioworker.ticker import Ticker
 from tests.apps import cron_app
@@ -142,6 +142,11 @@ def test_a_schedule_registers_a_task_and_can_wrap_an_existing_one(redis_url: str
     assert w.scheduler.get(t.name).tz_name == "Asia/Tokyo"
     with pytest.raises(UnknownScheduleError, match="no schedule named 'nope'"):
         w.scheduler.get("nope")
+
+
+def test_a_worker_is_what_the_scheduler_takes() -> None:
+    host: CronHost = Worker()  # checked by mypy: the Worker satisfies the protocol
+    assert host.settings.prefix == "aioworker"
 
 
 def test_tick_of_reads_the_tick_from_the_job_id() -> None:

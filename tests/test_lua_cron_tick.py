@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from aioworker.cron import cron_state, cron_tick
+from aioworker.cron_scripts import cron_state, cron_tick
 from tests.scriptkit import PAYLOAD, Kit, open_kit
 
 NAME = "nightly"

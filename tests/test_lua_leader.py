@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from aioworker.cron_scripts import leader_acquire, leader_release, leader_renew
 from aioworker.keys import LeaderKeys
-from aioworker.leader import leader_acquire, leader_release, leader_renew
 from tests.scriptkit import Kit, open_kit
 
 

@@ -21,7 +21,7 @@ import pytest
 import redis.asyncio
 from redis.exceptions import ResponseError
 
-from aioworker import admin, cancellation, cron
+from aioworker import admin, cancellation, cron_scripts
 from aioworker.batch_scripts import BatchScripts
 from aioworker.broker import Broker
 from aioworker.groups import check_group
@@ -140,7 +140,7 @@ async def setup(c: Case) -> None:
     )
     await c.r.hset(k.cancel, "a2", 1)
     await BatchScripts(s).batch_outbox_push(k, ["b|a1|ok"])
-    await cron.cron_state(s, k, "c", "init")
+    await cron_scripts.cron_state(s, k, "c", "init")
     await c.r.hset(k.cron("c"), "last", 0)
     c.seen.clear()
 
@@ -178,8 +178,8 @@ CALLS: dict[str, Call] = {
     "purge": lambda c: admin.purge(c.scripts, c.k, ["d1"]),
     "pause": lambda c: admin.pause(c.scripts, c.k, False),
     "batch_outbox": lambda c: BatchScripts(c.scripts).batch_outbox_claim(c.k, 10, 9000, []),
-    "cron_tick": lambda c: cron.cron_tick(c.scripts, c.k, "c", 1, 1, "t1", PAYLOAD),
-    "cron_state": lambda c: cron.cron_state(c.scripts, c.k, "c", "resume"),
+    "cron_tick": lambda c: cron_scripts.cron_tick(c.scripts, c.k, "c", 1, 1, "t1", PAYLOAD),
+    "cron_state": lambda c: cron_scripts.cron_state(c.scripts, c.k, "c", "resume"),
     "group_cap": lambda c: c.scripts.run("group_cap", [c.k.groups, c.k.wake], ["c:g", 2]),
     "group_reset": lambda c: c.scripts.run("group_reset", [c.k.groups], [check_group("g")]),
 }
