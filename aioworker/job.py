@@ -5,12 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .unique import UniqueSpec
-
-__all__ = ("JobInfo", "JobRecord", "JobSpec", "JobStatus")
+__all__ = ("JobInfo", "JobRecord", "JobSpec", "JobStatus", "UniqueSpec")
 
 
 class JobStatus(enum.StrEnum):
@@ -30,6 +27,26 @@ class JobStatus(enum.StrEnum):
     """Cancelled by an operator (``aioworker cancel``); kept for the result TTL."""
     NOT_FOUND = "not_found"
     """Unknown: never enqueued, or its result expired."""
+
+
+@dataclass(frozen=True, slots=True)
+class UniqueSpec:
+    """A policy resolved for one job: what the enqueue script and the gate need.
+
+    :ivar mode: the script's mode (``start``, ``success``, ``debounce``, ``throttle``), or
+        ``running`` for while_running (no lock at enqueue; the gate takes one).
+    :ivar key: the unique key.
+    :ivar ttl_ms: the lock's TTL.
+    :ivar delay_ms: debounce: the window, which becomes the job's delay.
+    """
+
+    mode: str
+    key: str
+    ttl_ms: int
+    raise_on_duplicate: bool = False
+    delay_ms: int = 0
+    extend: bool = False
+    max_wait_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

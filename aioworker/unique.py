@@ -50,7 +50,7 @@ import orjson
 
 from .bounds import check_seconds
 from .errors import ConfigError, EnqueueError, PayloadError
-from .job import JobRecord
+from .job import JobRecord, UniqueSpec
 from .timeunits import Seconds, to_ms
 
 if TYPE_CHECKING:
@@ -175,26 +175,6 @@ def as_policy(value: UniquePolicy | str) -> UniquePolicy:
     if isinstance(value, str):
         return Unique(value)  # type: ignore[arg-type]  # checked in __post_init__
     raise ConfigError(f"unique must be Unique, Throttle, Debounce or a mode name, got {value!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class UniqueSpec:
-    """A policy resolved for one job: what the enqueue script and the gate need.
-
-    :ivar mode: the script's mode (``start``, ``success``, ``debounce``, ``throttle``), or
-        ``running`` for while_running (no lock at enqueue; the gate takes one).
-    :ivar key: the unique key.
-    :ivar ttl_ms: the lock's TTL.
-    :ivar delay_ms: debounce: the window, which becomes the job's delay.
-    """
-
-    mode: str
-    key: str
-    ttl_ms: int
-    raise_on_duplicate: bool = False
-    delay_ms: int = 0
-    extend: bool = False
-    max_wait_ms: int = 0
 
 
 def args_key(
