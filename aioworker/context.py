@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .errors import LeaseLost
-from .payload import DecodeError, dumps, loads
+from .payload import decode_state, encode_state
 from .timeunits import ms_to_datetime
 
 if TYPE_CHECKING:
@@ -35,25 +35,6 @@ BatchLookup = Callable[[str, "dict[str, Any]"], "Batch | None"]
 
 # the steps and cursors of every context that has none: read, never written
 _UNSET: dict[str, Any] = {}
-
-
-def decode_state(raw: bytes) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """Split a stored checkpoint into (user state, completed steps, iteration cursors).
-
-    :raises DecodeError: if it is not JSON, or its steps or cursors are not objects.
-    """
-    if not raw:
-        return None, {}, {}
-    try:
-        data = loads(raw)
-    except ValueError as exc:
-        raise DecodeError(f"the checkpoint is not valid JSON: {exc}") from exc
-    if isinstance(data, dict) and "s" in data:
-        steps, cursors = data["s"], data.get("c") or {}
-        if not isinstance(steps, dict) or not isinstance(cursors, dict):
-            raise DecodeError("the checkpoint's steps or cursors are not objects")
-        return data.get("u"), steps, cursors
-    return data, {}, {}
 
 
 class JobContext:
@@ -149,7 +130,7 @@ class JobContext:
         return self._resumed  # fixed at the start: this run's own saves do not change it
 
     def encoded_state(self) -> bytes:
-        return dumps({"u": self._state, "s": self._steps, "c": self._cursors})
+        return encode_state(self._state, self._steps, self._cursors)
 
     def progress(self) -> str:
         """How far this run got, for log lines."""

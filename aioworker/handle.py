@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from .context import decode_state
 from .errors import JobCancelled, JobDead, JobNotFound, ResultTimeout
 from .job import JobInfo, JobStatus
-from .payload import DecodeError, decode_record, loads, split_stamped
+from .payload import DecodeError, decode_record, decode_state, loads, split_stamped
 from .timeunits import Seconds, ms_to_datetime, to_seconds
 
 if TYPE_CHECKING:
-    from .client import Client
     from .scripts import StatusReply
 
-__all__ = ("JobHandle",)
+__all__ = ("JobHandle", "JobSource")
 
 R = TypeVar("R")
 
@@ -66,6 +64,14 @@ def reply_fields(reply: StatusReply) -> dict[str, Any]:
     return info
 
 
+class JobSource(Protocol):
+    """What a handle asks of the client that made it: a job's status, and a wait for it."""
+
+    async def status_reply(self, queue: str, job_id: str) -> StatusReply: ...
+
+    async def wait_done(self, queue: str, job_id: str, timeout_s: float) -> None: ...
+
+
 class JobHandle(Generic[R]):
     """A job that was enqueued.
 
@@ -77,7 +83,7 @@ class JobHandle(Generic[R]):
 
     __slots__ = ("_client", "created", "id", "queue")
 
-    def __init__(self, client: Client, job_id: str, queue: str, created: bool = True) -> None:
+    def __init__(self, client: JobSource, job_id: str, queue: str, created: bool = True) -> None:
         self._client = client
         self.id = job_id
         self.queue = queue

@@ -23,7 +23,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .context import decode_state
 from .errors import ConfigError
 from .handle import reply_fields
 from .inspect_views import (
@@ -39,7 +38,7 @@ from .inspect_views import (
 )
 from .job import JobStatus
 from .keys import QueueKeys, RegistryKeys, validate_name
-from .payload import DecodeError, decode_record, loads, split_stamped
+from .payload import DecodeError, decode_record, decode_state, loads, split_stamped
 from .registry import WorkerRecord, owner_of, queues, workers_list
 from .reply import text
 from .skipped import SkippedQueue, skipping

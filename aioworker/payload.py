@@ -32,7 +32,16 @@ import orjson
 from .errors import PayloadError, PayloadTooLarge
 from .job import JobSpec
 
-__all__ = ("DecodeError", "decode_record", "dumps", "encode_spec", "loads", "split_stamped")
+__all__ = (
+    "DecodeError",
+    "decode_record",
+    "decode_state",
+    "dumps",
+    "encode_spec",
+    "encode_state",
+    "loads",
+    "split_stamped",
+)
 
 
 class DecodeError(ValueError):
@@ -125,3 +134,27 @@ def decode_record(raw: bytes) -> tuple[int, dict[str, Any]]:
     ):
         raise DecodeError(f"timeout (o) is not a number >= 0: {str(timeout)[:40]!r}")
     return enqueued_ms, data
+
+
+def encode_state(user: Any, steps: Mapping[str, Any], cursors: Mapping[str, Any]) -> bytes:
+    """A checkpoint as stored: ``{"u": <user state>, "s": <steps>, "c": <cursors>}``."""
+    return dumps({"u": user, "s": steps, "c": cursors})
+
+
+def decode_state(raw: bytes) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Split a stored checkpoint into (user state, completed steps, iteration cursors).
+
+    :raises DecodeError: if it is not JSON, or its steps or cursors are not objects.
+    """
+    if not raw:
+        return None, {}, {}
+    try:
+        data = loads(raw)
+    except ValueError as exc:
+        raise DecodeError(f"the checkpoint is not valid JSON: {exc}") from exc
+    if isinstance(data, dict) and "s" in data:
+        steps, cursors = data["s"], data.get("c") or {}
+        if not isinstance(steps, dict) or not isinstance(cursors, dict):
+            raise DecodeError("the checkpoint's steps or cursors are not objects")
+        return data.get("u"), steps, cursors
+    return data, {}, {}

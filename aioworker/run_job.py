@@ -21,13 +21,13 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .context import JobContext, decode_state
+from .context import JobContext
 from .errors import Skip
 from .executor import Outcome, error_info, execute, failure
 from .job import JobRecord
 from .keys import QueueKeys
 from .logfields import event_fields
-from .payload import DecodeError, decode_record
+from .payload import DecodeError, decode_record, decode_state
 from .running import Running
 from .scripts import FetchedJob
 

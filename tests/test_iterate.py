@@ -18,8 +18,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from aioworker import Backoff, JobContext, JobStatus, LeaseLost, Worker
-from aioworker.context import decode_state
 from aioworker.keys import QueueKeys
+from aioworker.payload import decode_state
 
 MakeWorker = Callable[..., Worker]
 
